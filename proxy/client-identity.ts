@@ -1,0 +1,60 @@
+// Who the client is, as far as the proxy must know: a client certificate verified against
+// --client-ca-file is forwarded under the proxy's own credentials with Impersonate-* headers,
+// because a TLS client certificate cannot be passed on. Everything else passes through as sent.
+import type { IncomingMessage } from 'node:http';
+import { TLSSocket } from 'node:tls';
+import { hasImpersonationHeaders } from './headers.js';
+
+export type Forwarding =
+  | { readonly kind: 'passthrough' }
+  | { readonly kind: 'impersonate'; readonly user: string; readonly groups: readonly string[] }
+  | { readonly kind: 'reject'; readonly code: 401 | 403; readonly reason: string; readonly message: string };
+
+interface CertIdentity {
+  readonly user: string;
+  readonly groups: readonly string[];
+}
+
+const certIdentities = new WeakMap<TLSSocket, CertIdentity | 'invalid' | 'none'>();
+
+function peerIdentity(socket: TLSSocket): CertIdentity | 'invalid' | 'none' {
+  const cached = certIdentities.get(socket);
+  if (cached !== undefined) return cached;
+  let result: CertIdentity | 'invalid' | 'none' = 'none';
+  const cert = socket.getPeerCertificate();
+  if (cert && Object.keys(cert).length > 0) {
+    const cn = cert.subject?.CN;
+    const o = cert.subject?.O;
+    const user = Array.isArray(cn) ? cn[0] : cn;
+    if (!socket.authorized || !user) result = 'invalid';
+    else result = { user, groups: o === undefined ? [] : Array.isArray(o) ? o : [o] };
+  }
+  certIdentities.set(socket, result);
+  return result;
+}
+
+/** Decides how a request is forwarded. Certificates are only considered when a client CA is configured. */
+export function resolveForwarding(req: IncomingMessage, clientCertsEnabled: boolean): Forwarding {
+  const socket = req.socket;
+  if (!clientCertsEnabled || !(socket instanceof TLSSocket)) return { kind: 'passthrough' };
+  const id = peerIdentity(socket);
+  if (id === 'none') return { kind: 'passthrough' };
+  if (id === 'invalid') {
+    // kube-apiserver fails authentication when a presented certificate does not verify and no
+    // other credential succeeds; with a bearer token the apiserver decides on the token.
+    if (req.headers.authorization) return { kind: 'passthrough' };
+    return { kind: 'reject', code: 401, reason: 'Unauthorized', message: 'Unauthorized' };
+  }
+  if (hasImpersonationHeaders(req.rawHeaders)) {
+    return {
+      kind: 'reject', code: 403, reason: 'Forbidden',
+      message: `kube-cache-proxy: clients authenticated by certificate cannot impersonate (user "${id.user}")`,
+    };
+  }
+  return { kind: 'impersonate', user: id.user, groups: id.groups };
+}
+
+/** The Impersonate-* headers for an impersonating forward. */
+export function impersonationHeaders(f: { readonly user: string; readonly groups: readonly string[] }): Array<readonly [string, string]> {
+  return [['Impersonate-User', f.user], ...f.groups.map((g) => ['Impersonate-Group', g] as const)];
+}

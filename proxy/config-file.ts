@@ -1,0 +1,74 @@
+// --config FILE: YAML (or JSON), checked field by field against the schema below; errors name the
+// offending field. Keys are the flags' names in camelCase.
+import { readFileSync } from 'node:fs';
+import { loadYaml } from '@kubernetes/client-node';
+import { ConfigError } from './errors.js';
+import { isLogLevel, parseListen, LOG_LEVELS, type ProxyOptions } from './options.js';
+
+type FieldType = 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds';
+
+const SCHEMA: Record<string, FieldType> = {
+  kubeconfig: 'string',
+  context: 'string',
+  upstreams: 'string[]',
+  listen: 'listen',
+  tlsCertFile: 'string',
+  tlsPrivateKeyFile: 'string',
+  clientCaFile: 'string',
+  writeKubeconfig: 'string',
+  metricsListen: 'listen',
+  logLevel: 'logLevel',
+  shutdownGracePeriodSeconds: 'seconds',
+};
+
+export type ConfigFileOptions = Partial<{ -readonly [K in keyof ProxyOptions]: ProxyOptions[K] }>;
+
+function check(file: string, key: string, type: FieldType, v: unknown): ConfigFileOptions[keyof ConfigFileOptions] {
+  const fail = (what: string): never => {
+    throw new ConfigError(`--config ${file}: field "${key}" ${what}`);
+  };
+  switch (type) {
+    case 'string':
+      return typeof v === 'string' && v !== '' ? v : fail('must be a non-empty string');
+    case 'string[]':
+      if (!Array.isArray(v)) return fail('must be a list of strings');
+      return v.map((x: unknown, i) => (typeof x === 'string' && x !== '' ? x : fail(`item ${i} must be a non-empty string`)));
+    case 'listen': {
+      if (typeof v !== 'string') return fail('must be a string like ":8443"');
+      const l = parseListen(v);
+      return typeof l === 'string' ? fail(l) : l;
+    }
+    case 'logLevel':
+      return typeof v === 'string' && isLogLevel(v) ? v : fail(`must be one of ${LOG_LEVELS.join(', ')}`);
+    case 'seconds':
+      return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail('must be a number of seconds >= 0');
+  }
+}
+
+export function parseConfigText(file: string, text: string): ConfigFileOptions {
+  let doc: unknown;
+  try {
+    doc = loadYaml<unknown>(text);
+  } catch (err) {
+    throw new ConfigError(`--config ${file}: not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`);
+  }
+  if (doc === undefined || doc === null) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`--config ${file}: must be a mapping of fields`);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(doc)) {
+    const type = SCHEMA[key];
+    if (!type) throw new ConfigError(`--config ${file}: unknown field "${key}" (known: ${Object.keys(SCHEMA).join(', ')})`);
+    out[key] = check(file, key, type, value);
+  }
+  return out as ConfigFileOptions;
+}
+
+export function loadConfigFile(file: string): ConfigFileOptions {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--config ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return parseConfigText(file, text);
+}

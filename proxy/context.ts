@@ -1,0 +1,14 @@
+// What the request handlers share.
+import type { Logger } from 'pino';
+import type { UpstreamSet } from './upstream.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { InflightTracker } from './inflight.js';
+
+export interface ProxyContext {
+  readonly upstreams: UpstreamSet;
+  /** A client CA is configured: verified client certificates are forwarded by impersonation. */
+  readonly clientCerts: boolean;
+  readonly log: Logger;
+  readonly metrics: ProxyMetrics;
+  readonly inflight: InflightTracker;
+}

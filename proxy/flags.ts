@@ -1,0 +1,98 @@
+// Command-line flags of kube-cache-proxy.
+import { parseArgs } from 'node:util';
+import { ConfigError } from './errors.js';
+import { loadConfigFile } from './config-file.js';
+import {
+  DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, LOG_LEVELS, isLogLevel, parseListen, type ListenAddress, type ProxyOptions,
+} from './options.js';
+
+export const HELP = `kube-cache-proxy: a caching reverse proxy for kube-apiserver.
+
+Usage: kube-cache-proxy [flags]
+
+Upstream:
+  --kubeconfig FILE            kubeconfig with the apiserver and the proxy's own credentials
+                               (default: in-cluster service account in a pod, else $KUBECONFIG or ~/.kube/config)
+  --context NAME               kubeconfig context (default: its current context)
+  --upstream URL               apiserver URL, repeatable (default: the context's server)
+Serving:
+  --listen HOST:PORT           main TLS port, everything passes through here (default ${DEFAULT_LISTEN})
+  --tls-cert-file FILE         serving certificate (PEM, chain allowed); default: a generated self-signed one
+  --tls-private-key-file FILE  its private key
+  --client-ca-file FILE        verify client certificates against this CA; such clients are forwarded
+                               with Impersonate-User/-Group under the proxy's own credentials
+  --metrics-listen HOST:PORT   plain-HTTP port for /metrics, /healthz, /livez, /readyz (default ${DEFAULT_METRICS_LISTEN})
+  --shutdown-grace-period SEC  on SIGTERM, how long in-flight requests may take to finish (default 30)
+Other:
+  --config FILE                YAML file with any of the options above in camelCase
+                               (kubeconfig, context, upstreams, listen, tlsCertFile, tlsPrivateKeyFile,
+                               clientCaFile, writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds);
+                               flags override it
+  --write-kubeconfig FILE      write a kubeconfig that points a client at this proxy with the source
+                               context's credentials and the proxy's CA, then keep serving
+  --log-level LEVEL            ${LOG_LEVELS.join('|')} (default info)
+  -h, --help                   this help
+`;
+
+export type ParsedFlags = { help: true } | { help: false; options: ProxyOptions };
+
+function listen(flag: string, v: string): ListenAddress {
+  const l = parseListen(v);
+  if (typeof l === 'string') throw new ConfigError(`${flag}: ${l}`);
+  return l;
+}
+
+export function parseFlags(argv: readonly string[]): ParsedFlags {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        kubeconfig: { type: 'string' },
+        context: { type: 'string' },
+        upstream: { type: 'string', multiple: true },
+        listen: { type: 'string' },
+        'tls-cert-file': { type: 'string' },
+        'tls-private-key-file': { type: 'string' },
+        'client-ca-file': { type: 'string' },
+        config: { type: 'string' },
+        'write-kubeconfig': { type: 'string' },
+        'metrics-listen': { type: 'string' },
+        'log-level': { type: 'string' },
+        'shutdown-grace-period': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new ConfigError((err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'bad flags');
+  }
+  const v = parsed.values;
+  if (v.help) return { help: true };
+  const file = v.config ? loadConfigFile(v.config) : {};
+  const logLevel = v['log-level'] ?? file.logLevel ?? 'info';
+  if (!isLogLevel(logLevel)) throw new ConfigError(`--log-level: must be one of ${LOG_LEVELS.join(', ')}`);
+  let grace = file.shutdownGracePeriodSeconds ?? 30;
+  if (v['shutdown-grace-period'] !== undefined) {
+    grace = Number(v['shutdown-grace-period']);
+    if (!Number.isFinite(grace) || grace < 0) throw new ConfigError('--shutdown-grace-period: must be a number of seconds >= 0');
+  }
+  const options: ProxyOptions = {
+    kubeconfig: v.kubeconfig ?? file.kubeconfig,
+    context: v.context ?? file.context,
+    upstreams: v.upstream ?? file.upstreams ?? [],
+    listen: v.listen !== undefined ? listen('--listen', v.listen) : file.listen ?? listen('--listen', DEFAULT_LISTEN),
+    tlsCertFile: v['tls-cert-file'] ?? file.tlsCertFile,
+    tlsPrivateKeyFile: v['tls-private-key-file'] ?? file.tlsPrivateKeyFile,
+    clientCaFile: v['client-ca-file'] ?? file.clientCaFile,
+    writeKubeconfig: v['write-kubeconfig'] ?? file.writeKubeconfig,
+    metricsListen: v['metrics-listen'] !== undefined ? listen('--metrics-listen', v['metrics-listen']) : file.metricsListen ?? listen('--metrics-listen', DEFAULT_METRICS_LISTEN),
+    logLevel,
+    shutdownGracePeriodSeconds: grace,
+  };
+  if ((options.tlsCertFile === undefined) !== (options.tlsPrivateKeyFile === undefined)) {
+    throw new ConfigError('--tls-cert-file and --tls-private-key-file must be given together');
+  }
+  return { help: false, options };
+}

@@ -1,0 +1,120 @@
+// The proxy's view of its cluster: which apiservers, how to trust them, and its own credentials,
+// read from a kubeconfig (or the in-cluster service account) through @kubernetes/client-node.
+import { existsSync } from 'node:fs';
+import type { RequestOptions } from 'node:https';
+import { KubeConfig } from '@kubernetes/client-node';
+import { UpstreamSet, UpstreamTarget, type ProxyCredentials } from './upstream.js';
+import { ConfigError } from './errors.js';
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export function loadKubeConfig(opts: { kubeconfig?: string | undefined; context?: string | undefined }): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else if (process.env['KUBERNETES_SERVICE_HOST'] && existsSync(IN_CLUSTER_TOKEN) && !process.env['KUBECONFIG']) kc.loadFromCluster();
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new ConfigError(`--kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (opts.context) {
+    if (!kc.getContextObject(opts.context)) throw new ConfigError(`--context: context "${opts.context}" not found in the kubeconfig`);
+    kc.setCurrentContext(opts.context);
+  }
+  if (!kc.getCurrentCluster()) throw new ConfigError('--kubeconfig: the current context has no cluster');
+  return kc;
+}
+
+/** Refreshes the proxy's own token from the kubeconfig (exec plugins, rotated token files). */
+class KubeConfigCredentials implements ProxyCredentials {
+  readonly #kc: KubeConfig;
+  #authorization: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(kc: KubeConfig, authorization: string | undefined) {
+    this.#kc = kc;
+    this.#authorization = authorization;
+  }
+
+  authorization(): string | undefined {
+    return this.#authorization;
+  }
+
+  startRefresh(intervalMs: number, onError: (err: unknown) => void): void {
+    this.#timer = setInterval(() => {
+      applied(this.#kc).then((o) => { this.#authorization = o.authorization; }, onError);
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+interface Applied {
+  readonly options: RequestOptions;
+  readonly authorization: string | undefined;
+}
+
+async function applied(kc: KubeConfig): Promise<Applied> {
+  const options: RequestOptions = {};
+  await kc.applyToHTTPSOptions(options);
+  const h = options.headers;
+  let authorization: string | undefined;
+  if (h && !isHeaderList(h)) {
+    const v = h['Authorization'] ?? h['authorization'];
+    if (typeof v === 'string') authorization = v;
+  }
+  if (!authorization && typeof options.auth === 'string') authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+  return { options, authorization };
+}
+
+function isHeaderList(h: unknown): h is readonly string[] {
+  return Array.isArray(h);
+}
+
+type Pem = string | Buffer | undefined;
+function pem(v: unknown): Pem {
+  if (typeof v === 'string' || Buffer.isBuffer(v)) return v;
+  return undefined;
+}
+
+export interface Upstreams {
+  readonly set: UpstreamSet;
+  stop(): Promise<void>;
+}
+
+/** Builds the upstream set: the given URLs, or the kubeconfig's server, with its TLS and credentials. */
+export async function buildUpstreams(kc: KubeConfig, urls: readonly string[], onRefreshError: (err: unknown) => void): Promise<Upstreams> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new ConfigError('--kubeconfig: the current context has no cluster');
+  const { options, authorization } = await applied(kc);
+  const servers = urls.length > 0 ? urls : [cluster.server];
+  const targets = servers.map((s) => {
+    let url: URL;
+    try {
+      url = new URL(s);
+    } catch {
+      throw new ConfigError(`--upstream: not a URL: ${s}`);
+    }
+    if (url.protocol !== 'https:') throw new ConfigError(`--upstream: only https:// apiservers are supported: ${s}`);
+    return new UpstreamTarget(url, {
+      ca: pem(options.ca),
+      cert: pem(options.cert),
+      key: pem(options.key),
+      servername: cluster.tlsServerName,
+      rejectUnauthorized: !cluster.skipTLSVerify,
+    });
+  });
+  const creds = new KubeConfigCredentials(kc, authorization);
+  creds.startRefresh(60_000, onRefreshError);
+  const set = new UpstreamSet(targets, creds);
+  return {
+    set,
+    async stop() {
+      creds.stop();
+      await set.close();
+    },
+  };
+}

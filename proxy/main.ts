@@ -1,0 +1,87 @@
+// Composition root: options in, a running proxy out.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { ConfigError } from './errors.js';
+import { buildUpstreams, loadKubeConfig } from './kubeconfig-source.js';
+import type { ProxyOptions } from './options.js';
+import { startProxyServer, type ProxyServer } from './server.js';
+import { startHealthServer, type HealthServer } from './health-server.js';
+import { generateSelfSignedCert } from './self-signed-cert.js';
+import { writeProxyKubeconfig } from './write-kubeconfig.js';
+
+export interface RunningProxy {
+  readonly server: ProxyServer;
+  readonly health: HealthServer;
+  /** The URL clients use (loopback when listening on all interfaces). */
+  readonly url: string;
+  readonly caPem: string;
+  shutdown(): Promise<void>;
+}
+
+function readFile(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`${flag}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function clientHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningProxy> {
+  const kc = loadKubeConfig(o);
+  let cert: string | Buffer;
+  let key: string | Buffer;
+  if (o.tlsCertFile && o.tlsPrivateKeyFile) {
+    cert = readFile('--tls-cert-file', o.tlsCertFile);
+    key = readFile('--tls-private-key-file', o.tlsPrivateKeyFile);
+  } else {
+    const ips = ['127.0.0.1', '::1', ...(isIP(o.listen.host) && !['0.0.0.0', '::'].includes(o.listen.host) ? [o.listen.host] : [])];
+    const generated = generateSelfSignedCert({ commonName: 'kube-cache-proxy', dnsNames: ['localhost', hostname()], ipAddresses: ips, validDays: 365 });
+    cert = generated.certPem;
+    key = generated.keyPem;
+    log.info('serving with a generated self-signed certificate (pass --tls-cert-file/--tls-private-key-file in production)');
+  }
+  const clientCa = o.clientCaFile ? readFile('--client-ca-file', o.clientCaFile) : undefined;
+  const upstreams = await buildUpstreams(kc, o.upstreams, (err) => log.warn({ err: String(err) }, 'refreshing the proxy credentials failed'));
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  let server: ProxyServer;
+  try {
+    server = await startProxyServer({ host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa }, upstreams: upstreams.set, log, registry });
+  } catch (err) {
+    await upstreams.stop();
+    throw new ConfigError(`--listen: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let health: HealthServer;
+  try {
+    health = await startHealthServer({
+      host: o.metricsListen.host, port: o.metricsListen.port, registry,
+      readiness: [() => (server.draining ? 'shutting down' : undefined)],
+    });
+  } catch (err) {
+    await server.shutdown(0);
+    await upstreams.stop();
+    throw new ConfigError(`--metrics-listen: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const url = `https://${clientHost(o.listen.host)}:${server.port}`;
+  const caPem = Buffer.from(cert).toString('utf8');
+  if (o.writeKubeconfig) writeProxyKubeconfig(o.writeKubeconfig, kc, url, caPem);
+  log.info({ url, metricsPort: health.port, upstreams: upstreams.set.targets.map((t) => t.origin.origin) }, 'kube-cache-proxy serving');
+  return {
+    server, health, url, caPem,
+    async shutdown() {
+      await server.shutdown(o.shutdownGracePeriodSeconds * 1000);
+      await health.close();
+      await upstreams.stop();
+    },
+  };
+}
