@@ -95,7 +95,7 @@ export function resolveRequestInfo(method: string, url: string): RequestInfo {
   }
   if (name === '' && verb === 'delete') verb = 'deletecollection';
 
-  // The AuthorizeWithSelectors behaviour (on by default since 1.32, GA in 1.34).
+  // The AuthorizeWithSelectors feature gate (on by default since 1.32) is taken as enabled.
   const withSelectors = !verbViaPathPrefix && VERBS_WITH_SELECTORS.has(verb);
   return {
     isResourceRequest: true, path: target.path, verb, apiPrefix, apiGroup, apiVersion, namespace,

@@ -49,7 +49,6 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
       ...(o.tls.clientCa !== undefined ? { ca: o.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
     },
     logger: false,
-    disableRequestLogging: true,
     return503OnClosing: true,
     keepAliveTimeout: 65_000,
     frameworkErrors(err, _req, reply) {

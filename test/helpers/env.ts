@@ -1,0 +1,50 @@
+// The shared test cluster started by test/run.ts, and a proxy in front of it.
+import { pino } from 'pino';
+import { TestCluster } from '../cluster/cluster.js';
+import { runProxy, type RunningProxy } from '../../proxy/main.js';
+import type { ProxyOptions } from '../../proxy/options.js';
+
+export const CLUSTER_ENV = 'KCP_TEST_CLUSTER_DIR';
+
+let shared: TestCluster | undefined;
+
+/** The cluster started by `npm test` (or `npm run cluster -- up` with KCP_TEST_CLUSTER_DIR set). */
+export function sharedCluster(): TestCluster {
+  const dir = process.env[CLUSTER_ENV];
+  if (!dir) throw new Error(`${CLUSTER_ENV} is not set: run integration tests through \`npm test\``);
+  shared ??= TestCluster.load(dir);
+  return shared;
+}
+
+export interface TestProxy {
+  readonly proxy: RunningProxy;
+  readonly url: string;
+  readonly metricsUrl: string;
+  stop(): Promise<void>;
+}
+
+/** A proxy on loopback in front of `cluster`, serving the cluster-CA-signed test certificate. */
+export async function startTestProxy(cluster: TestCluster, overrides: Partial<ProxyOptions> = {}): Promise<TestProxy> {
+  const options: ProxyOptions = {
+    kubeconfig: cluster.info.users.admin.kubeconfig,
+    context: undefined,
+    upstreams: [],
+    listen: { host: '127.0.0.1', port: 0 },
+    tlsCertFile: cluster.info.servingCertFile,
+    tlsPrivateKeyFile: cluster.info.servingKeyFile,
+    clientCaFile: cluster.info.caFile,
+    writeKubeconfig: undefined,
+    metricsListen: { host: '127.0.0.1', port: 0 },
+    logLevel: 'silent',
+    shutdownGracePeriodSeconds: 5,
+    ...overrides,
+  };
+  const log = pino({ level: process.env['KCP_TEST_LOG_LEVEL'] ?? options.logLevel });
+  const proxy = await runProxy(options, log);
+  return {
+    proxy,
+    url: proxy.url,
+    metricsUrl: `http://127.0.0.1:${proxy.health.port}`,
+    stop: () => proxy.shutdown(),
+  };
+}
