@@ -1,0 +1,69 @@
+// The cache's metrics, created on a registry it is given.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export interface ReflectorMetrics {
+  store(resource: string, objects: number, bytes: number): void;
+  resourceVersion(resource: string, rv: bigint): void;
+  relist(resource: string, reason: string): void;
+  watchRestart(resource: string, reason: string): void;
+  bookmark(resource: string): void;
+}
+
+export interface CacheMetrics extends ReflectorMetrics {
+  synced(resource: string, synced: boolean): void;
+  /** A read the cache did not serve, and why. */
+  fallback(resource: string, verb: string, reason: string): void;
+  /** A read the cache served, and which index chose its candidates. */
+  served(resource: string, verb: string, index: string): void;
+  freshnessWait(resource: string, outcome: 'fresh' | 'timeout', seconds: number): void;
+}
+
+export function createCacheMetrics(registry: Registry): CacheMetrics {
+  const registers = [registry];
+  const objects = new Gauge({ name: 'kube_cache_proxy_cache_objects', help: 'Objects in the cache, per resource.', labelNames: ['resource'] as const, registers });
+  const bytes = new Gauge({ name: 'kube_cache_proxy_cache_bytes', help: 'JSON bytes of the cached objects, per resource.', labelNames: ['resource'] as const, registers });
+  const rv = new Gauge({ name: 'kube_cache_proxy_cache_resource_version', help: 'The resourceVersion the cache has reached, per resource.', labelNames: ['resource'] as const, registers });
+  const synced = new Gauge({ name: 'kube_cache_proxy_cache_synced', help: '1 when the resource\'s cache is synced and serving, else 0.', labelNames: ['resource'] as const, registers });
+  const relists = new Counter({ name: 'kube_cache_proxy_cache_relists_total', help: 'Full LISTs into a new store, by reason (initial, expired, parse_error).', labelNames: ['resource', 'reason'] as const, registers });
+  const restarts = new Counter({ name: 'kube_cache_proxy_cache_watch_restarts_total', help: 'Upstream watches that ended in an error, by reason (expired, connection, status_<code>, parse).', labelNames: ['resource', 'reason'] as const, registers });
+  const bookmarks = new Counter({ name: 'kube_cache_proxy_cache_bookmarks_total', help: 'Bookmarks received on the cache\'s upstream watches.', labelNames: ['resource'] as const, registers });
+  const fallbacks = new Counter({ name: 'kube_cache_proxy_cache_fallbacks_total', help: 'Reads of cached resources forwarded to the apiserver, by reason.', labelNames: ['resource', 'verb', 'reason'] as const, registers });
+  const served = new Counter({ name: 'kube_cache_proxy_cache_served_total', help: 'Reads answered from the cache, by the index that chose the candidates.', labelNames: ['resource', 'verb', 'index'] as const, registers });
+  const wait = new Histogram({
+    name: 'kube_cache_proxy_freshness_wait_seconds',
+    help: 'Time a consistent read waited for the cache to reach the apiserver\'s resourceVersion (after the probe), by outcome.',
+    labelNames: ['resource', 'outcome'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5],
+    registers,
+  });
+  return {
+    store(resource, n, b) {
+      objects.set({ resource }, n);
+      bytes.set({ resource }, b);
+    },
+    resourceVersion(resource, v) {
+      rv.set({ resource }, Number(v));
+    },
+    relist(resource, reason) {
+      relists.inc({ resource, reason });
+    },
+    watchRestart(resource, reason) {
+      restarts.inc({ resource, reason });
+    },
+    bookmark(resource) {
+      bookmarks.inc({ resource });
+    },
+    synced(resource, s) {
+      synced.set({ resource }, s ? 1 : 0);
+    },
+    fallback(resource, verb, reason) {
+      fallbacks.inc({ resource, verb, reason });
+    },
+    served(resource, verb, index) {
+      served.inc({ resource, verb, index });
+    },
+    freshnessWait(resource, outcome, seconds) {
+      wait.observe({ resource, outcome }, seconds);
+    },
+  };
+}
