@@ -107,9 +107,10 @@ export function stripTypeMeta(obj: Buffer): Buffer {
 
 /** The inverse of stripTypeMeta, for GET bodies and watch events built from a list item. */
 export function withTypeMeta(item: Buffer, kind: string, apiVersion: string): Buffer {
-  if (item.subarray(0, KIND_PREFIX.length).equals(KIND_PREFIX) || item[1] === CLOSE_BRACE) return item;
-  const head = Buffer.from(`{"kind":${JSON.stringify(kind)},"apiVersion":${JSON.stringify(apiVersion)},`);
-  return Buffer.concat([head, item.subarray(1)]);
+  if (item.subarray(0, KIND_PREFIX.length).equals(KIND_PREFIX)) return item;
+  const typeMeta = `"kind":${JSON.stringify(kind)},"apiVersion":${JSON.stringify(apiVersion)}`;
+  if (item[1] === CLOSE_BRACE) return Buffer.from(`{${typeMeta}}`);
+  return Buffer.concat([Buffer.from(`{${typeMeta},`), item.subarray(1)]);
 }
 
 /** The `object` member's bytes of a watch event line `{"type":"…","object":{…}}`. */

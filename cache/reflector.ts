@@ -3,12 +3,13 @@
 // backoff with jitter. The resourceVersion only ever means "every event up to here is applied".
 //
 // Freshness: a resource's watch advances only on its own events and on bookmarks, which the
-// apiserver sends about once a minute, or 2 s before the watch's timeoutSeconds. To let a quiet
-// resource prove freshness quickly, each watch is opened with timeoutSeconds = bookmark interval
-// + 2 and replaced by the next one (from the current RV) as soon as its bookmark arrives, so a
-// bookmark comes roughly every `bookmarkIntervalSeconds`. Each watch delivers every event after its
-// start RV in order, so this is safe: events at or below the current RV are skipped, and a bookmark
-// only advances the RV after all its stream's earlier events were applied.
+// apiserver sends about once a minute, or 2 s before the watch's timeoutSeconds (and only when its
+// watch cache has moved past the watch's start). So besides the main watch, which applies events,
+// a short "progress watch" is opened every `bookmarkIntervalSeconds` from the current RV with
+// timeoutSeconds=3: its bookmark comes about a second later. A progress watch only reads its
+// events' resourceVersions. Its bookmark B proves that every event up to B is one it delivered, so
+// once the main watch has applied up to the last of those, the store is complete up to B: the RV
+// advances to B. Each progress watch is closed after its bookmark.
 import type { Logger } from 'pino';
 import { Store } from './store.js';
 import { storedObject, ObjectParseError, type StoredObject } from './stored-object.js';
@@ -38,6 +39,13 @@ export interface StoreEvent {
   readonly resourceVersion: bigint;
 }
 
+interface Progress {
+  /** The RV the main watch must reach (the progress watch's last event, or its start). */
+  readonly after: bigint;
+  /** The RV the store is complete up to once it has. */
+  readonly upTo: bigint;
+}
+
 interface Waiter {
   readonly rv: bigint;
   readonly resolve: (ok: boolean) => void;
@@ -45,8 +53,13 @@ interface Waiter {
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 
 export class Reflector {
@@ -59,6 +72,9 @@ export class Reflector {
   #store: Store | undefined;
   #rv = 0n;
   #waiters: Waiter[] = [];
+  #progress: Progress[] = [];
+  /** Bumped by every relist: progress from watches of an older store is dropped. */
+  #generation = 0;
   #running: Promise<void> | undefined;
   readonly #listeners = new Set<(e: StoreEvent) => void>();
 
@@ -88,7 +104,7 @@ export class Reflector {
   }
 
   start(): void {
-    this.#running ??= this.#run();
+    this.#running ??= Promise.all([this.#run(), this.#progressLoop()]).then(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -126,6 +142,16 @@ export class Reflector {
   #advance(rv: bigint): void {
     if (rv <= this.#rv) return;
     this.#rv = rv;
+    if (this.#progress.length > 0) {
+      let upTo = rv;
+      this.#progress = this.#progress.filter((p) => {
+        if (p.after > rv) return true;
+        if (p.upTo > upTo) upTo = p.upTo;
+        return false;
+      });
+      this.#rv = upTo;
+      rv = upTo;
+    }
     this.#o.metrics.resourceVersion(this.name, rv);
     if (this.#waiters.length === 0 || !this.#store) return;
     const still: Waiter[] = [];
@@ -187,6 +213,8 @@ export class Reflector {
     if (rv === undefined) throw new ObjectParseError('list without resourceVersion');
     const previous = this.#store;
     this.#store = store;
+    this.#generation++;
+    this.#progress = [];
     this.#rv = 0n;
     this.#advance(rv);
     this.#o.metrics.relist(this.name, reason);
@@ -212,34 +240,81 @@ export class Reflector {
     for (const l of this.#listeners) l(e);
   }
 
-  /** One watch from the current RV; returns when it times out or after its bookmark (rotation). */
+  /** The main watch from the current RV; returns when the apiserver ends it (timeoutSeconds). */
   async #watch(stopSignal: AbortSignal): Promise<void> {
+    const timeout = 240 + Math.floor(Math.random() * 120);
+    const q = `watch=1&allowWatchBookmarks=true&resourceVersion=${this.#rv}&timeoutSeconds=${timeout}`;
+    const res = await this.#upstream.get(`${collectionPath(this.type)}?${q}`, stopSignal);
+    if (res.statusCode !== 200) throw UpstreamStatusError.fromStatus(res.statusCode, await readBody(res.body, 1 << 20));
+    const lines = new LineSplitter();
+    try {
+      for await (const chunk of res.body) {
+        for (const line of lines.push(chunk as Buffer)) this.#handleLine(line);
+      }
+    } catch (err) {
+      if (stopSignal.aborted) return;
+      throw err;
+    }
+  }
+
+  /** Opens a progress watch every bookmark interval while synced (see the file comment). */
+  async #progressLoop(): Promise<void> {
+    const signal = this.#stop.signal;
+    const interval = this.#o.bookmarkIntervalSeconds * 1000;
+    if (interval <= 0) return;
+    const inFlight = new Set<Promise<void>>();
+    while (!signal.aborted) {
+      if (this.#store && inFlight.size < 4) {
+        const p: Promise<void> = this.#progressWatch(signal).catch((err: unknown) => {
+          this.#o.log.debug({ resource: this.name, err: String(err) }, 'progress watch failed');
+        }).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      await sleep(interval, signal);
+    }
+    await Promise.all(inFlight);
+  }
+
+  async #progressWatch(stopSignal: AbortSignal): Promise<void> {
+    const generation = this.#generation;
+    const start = this.#rv;
     const abort = new AbortController();
     const onStop = () => abort.abort();
     stopSignal.addEventListener('abort', onStop, { once: true });
-    const timeout = this.#o.bookmarkIntervalSeconds + 2;
-    const q = `watch=1&allowWatchBookmarks=true&resourceVersion=${this.#rv}&timeoutSeconds=${timeout}`;
     try {
+      const q = `watch=1&allowWatchBookmarks=true&resourceVersion=${start}&timeoutSeconds=3`;
       const res = await this.#upstream.get(`${collectionPath(this.type)}?${q}`, abort.signal);
-      if (res.statusCode !== 200) throw UpstreamStatusError.fromStatus(res.statusCode, await readBody(res.body, 1 << 20));
-      const lines = new LineSplitter();
-      try {
-        for await (const chunk of res.body) {
-          for (const line of lines.push(chunk as Buffer)) {
-            if (this.#handleLine(line) === 'bookmark') return;
-          }
-        }
-      } catch (err) {
-        if (abort.signal.aborted) return;
-        throw err;
+      if (res.statusCode !== 200) {
+        res.body.destroy();
+        return;
       }
+      let last = start;
+      const lines = new LineSplitter();
+      for await (const chunk of res.body) {
+        for (const line of lines.push(chunk as Buffer)) {
+          const e = eventResourceVersion(line);
+          if (e.type === 'ERROR') return;
+          if (e.type !== 'BOOKMARK') {
+            if (e.rv > last) last = e.rv;
+            continue;
+          }
+          if (generation === this.#generation && e.rv > this.#rv) {
+            this.#o.metrics.bookmark(this.name);
+            if (last <= this.#rv) this.#advance(e.rv);
+            else this.#progress.push({ after: last, upTo: e.rv });
+          }
+          return;
+        }
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
     } finally {
       stopSignal.removeEventListener('abort', onStop);
       abort.abort();
     }
   }
 
-  #handleLine(line: Buffer): 'bookmark' | 'event' {
+  #handleLine(line: Buffer): void {
     const type = line.toString('latin1', 9, line.indexOf(0x22, 9));
     const objBytes = watchEventObject(line);
     const store = this.#store;
@@ -251,7 +326,7 @@ export class Reflector {
         const rv = parseResourceVersion(typeof meta === 'object' && meta !== null && 'resourceVersion' in meta ? meta.resourceVersion : undefined);
         if (rv !== undefined) this.#advance(rv);
         this.#o.metrics.bookmark(this.name);
-        return 'bookmark';
+        return;
       }
       case 'ERROR':
         throw UpstreamStatusError.fromStatus(500, objBytes);
@@ -259,17 +334,26 @@ export class Reflector {
       case 'MODIFIED':
       case 'DELETED': {
         const obj = storedObject(objBytes, this.#fieldSet, this.type.namespaced);
-        if (obj.resourceVersion <= this.#rv) return 'event';
+        if (obj.resourceVersion <= this.#rv) return;
         let previous: StoredObject | undefined;
         if (type === 'DELETED') previous = store.delete(obj.key);
         else previous = store.upsert(obj);
         this.#advance(obj.resourceVersion);
         this.#o.metrics.store(this.name, store.size, store.bytes);
         this.#emit({ type, object: obj, previous, resourceVersion: obj.resourceVersion });
-        return 'event';
+        return;
       }
       default:
         throw new ObjectParseError(`unknown watch event type ${JSON.stringify(type)}`);
     }
   }
+}
+
+/** A watch event's type and resourceVersion, parsing only the object's metadata. */
+function eventResourceVersion(line: Buffer): { type: string; rv: bigint } {
+  const type = line.toString('latin1', 9, line.indexOf(0x22, 9));
+  const meta = topLevelMember(watchEventObject(line), 'metadata');
+  const m: unknown = meta ? JSON.parse(meta.toString('utf8')) : undefined;
+  const rv = typeof m === 'object' && m !== null && 'resourceVersion' in m ? parseResourceVersion(m.resourceVersion) : undefined;
+  return { type, rv: rv ?? 0n };
 }

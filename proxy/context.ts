@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { UpstreamSet } from './upstream.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { InflightTracker } from './inflight.js';
+import type { ResourceCache } from '../cache/resource-cache.js';
 
 export interface ProxyContext {
   readonly upstreams: UpstreamSet;
@@ -11,4 +12,6 @@ export interface ProxyContext {
   readonly log: Logger;
   readonly metrics: ProxyMetrics;
   readonly inflight: InflightTracker;
+  /** The watch-fed cache, when enabled. */
+  readonly cache?: ResourceCache | undefined;
 }

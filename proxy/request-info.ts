@@ -24,6 +24,10 @@ export interface RequestInfo {
   /** Raw selectors, only for list, watch and deletecollection not addressed via /watch/ or /proxy/. */
   readonly fieldSelector: string;
   readonly labelSelector: string;
+  /** The query as Go's url.ParseQuery reads it (every value per key, in order). */
+  readonly query: Query;
+  /** The raw query had pairs Go's parser drops (';', bad escapes): answer nothing from it but the apiserver. */
+  readonly queryLossy: boolean;
 }
 
 const API_PREFIXES = new Set(['api', 'apis']);
@@ -102,6 +106,7 @@ export function resolveRequestInfo(method: string, url: string): RequestInfo {
     resource, subresource, name, parts,
     fieldSelector: withSelectors ? first(query, 'fieldSelector') ?? '' : '',
     labelSelector: withSelectors ? first(query, 'labelSelector') ?? '' : '',
+    query, queryLossy: isLossy(target.rawQuery, query),
   };
 }
 
@@ -109,6 +114,7 @@ function nonResource(method: string, path: string): RequestInfo {
   return {
     isResourceRequest: false, path, verb: method.toLowerCase(), apiPrefix: '', apiGroup: '', apiVersion: '',
     namespace: '', resource: '', subresource: '', name: '', parts: [], fieldSelector: '', labelSelector: '',
+    query: EMPTY_QUERY, queryLossy: false,
   };
 }
 
@@ -148,7 +154,15 @@ function unescape(s: string, query: boolean): string | undefined {
   return plain.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8'));
 }
 
-type Query = ReadonlyMap<string, readonly string[]>;
+export type Query = ReadonlyMap<string, readonly string[]>;
+const EMPTY_QUERY: Query = new Map();
+
+function isLossy(raw: string, query: Query): boolean {
+  if (raw === '') return false;
+  let kept = 0;
+  for (const values of query.values()) kept += values.length;
+  return kept !== raw.split('&').filter((p) => p !== '').length;
+}
 
 /** Go's url.ParseQuery, keeping what it keeps when it returns an error. */
 function parseQuery(raw: string): Query {

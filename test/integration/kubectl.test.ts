@@ -93,10 +93,23 @@ test('kubectl get --watch through the proxy sees another client\'s update', asyn
     'get', 'configmap', name, '-n', ns, '--watch', '-o', 'jsonpath={.data.v}{"\\n"}',
   ]);
   let seen = '';
+  const waiting = new Set<() => void>();
+  watcher.stdout.on('data', (d: Buffer) => {
+    seen += d.toString();
+    for (const check of waiting) check();
+  });
   const saw = (v: string) => new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`watch did not show ${v}; saw ${JSON.stringify(seen)}`)), 20_000);
-    const check = () => { if (seen.split('\n').includes(v)) { clearTimeout(timer); resolve(); } };
-    watcher.stdout.on('data', (d: Buffer) => { seen += d.toString(); check(); });
+    const timer = setTimeout(() => {
+      waiting.delete(check);
+      reject(new Error(`watch did not show ${v}; saw ${JSON.stringify(seen)}`));
+    }, 20_000);
+    const check = () => {
+      if (!seen.split('\n').includes(v)) return;
+      waiting.delete(check);
+      clearTimeout(timer);
+      resolve();
+    };
+    waiting.add(check);
     check();
   });
   try {

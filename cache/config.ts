@@ -1,0 +1,52 @@
+// Which resources the cache holds, how, and how long reads may wait for it.
+
+export interface CachedResourceConfig {
+  readonly group: string;
+  readonly version: string;
+  readonly resource: string;
+  /** Fields with an index of their own (equality lookups); other supported fields are still matched. */
+  readonly indexedFields: readonly string[];
+}
+
+export interface CacheConfig {
+  readonly resources: readonly CachedResourceConfig[];
+  /** Page size of the reflectors' LISTs. */
+  readonly pageSize: number;
+  /** How often a quiet resource gets a bookmark (by rotating its upstream watch). */
+  readonly bookmarkIntervalSeconds: number;
+  /** How long a read may wait for the cache to reach the resourceVersion it needs; then it is forwarded. */
+  readonly freshnessBudgetMs: number;
+  readonly snapshots: { readonly maxSnapshots: number; readonly maxBytes: number; readonly ttlSeconds: number };
+}
+
+export const DEFAULT_CACHED_RESOURCES: readonly CachedResourceConfig[] = [
+  { group: '', version: 'v1', resource: 'pods', indexedFields: ['spec.nodeName'] },
+  { group: '', version: 'v1', resource: 'nodes', indexedFields: [] },
+  { group: '', version: 'v1', resource: 'namespaces', indexedFields: [] },
+  { group: '', version: 'v1', resource: 'services', indexedFields: [] },
+  { group: 'discovery.k8s.io', version: 'v1', resource: 'endpointslices', indexedFields: [] },
+  { group: '', version: 'v1', resource: 'configmaps', indexedFields: [] },
+];
+
+export const DEFAULT_CACHE_CONFIG: CacheConfig = {
+  resources: DEFAULT_CACHED_RESOURCES,
+  pageSize: 500,
+  bookmarkIntervalSeconds: 1,
+  freshnessBudgetMs: 3000,
+  snapshots: { maxSnapshots: 1000, maxBytes: 512 * 1024 * 1024, ttlSeconds: 300 },
+};
+
+/**
+ * Parses `resource[.group][/version]` (pods, endpointslices.discovery.k8s.io/v1, deployments.apps).
+ * Core resources have no group; the version defaults to v1 for those listed in DEFAULT_CACHED_RESOURCES'
+ * groups and must otherwise be given.
+ */
+export function parseResourceSpec(spec: string): { group: string; version: string; resource: string } | string {
+  const m = /^([a-z0-9-]+)(?:\.([a-z0-9.-]+))?(?:\/([a-z0-9]+))?$/.exec(spec.trim());
+  if (!m) return `not a resource[.group][/version]: "${spec}"`;
+  const resource = m[1] as string;
+  const group = m[2] ?? '';
+  const version = m[3] ?? (group === '' || group === 'discovery.k8s.io' || group === 'apps' || group === 'batch' ? 'v1' : '');
+  if (!version) return `"${spec}": give the version, e.g. ${resource}.${group}/v1`;
+  return { group, version, resource };
+}

@@ -1,0 +1,172 @@
+// LIST and GET answered from the cache: the HTTP side. The freshness probe (the same LIST with
+// limit=1, sent upstream with the client's own credentials) both authorizes the read — a 401/403 is
+// returned exactly as the apiserver wrote it — and gives the resourceVersion a consistent read must
+// reach. Every "no" forwards the original request.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { createGzip } from 'node:zlib';
+import type { Dispatcher } from 'undici';
+import type { RequestInfo } from './request-info.js';
+import type { ProxyContext } from './context.js';
+import type { Forwarding } from './client-identity.js';
+import { forwardingEdits } from './forwarding-edits.js';
+import { upstreamRequestHeaders } from './headers.js';
+import { sendStatus } from './status.js';
+import { acceptsGzip, jsonAnswerRefusal, wantsPretty } from './content-negotiation.js';
+import { isForward, parseListOptions } from '../cache/list-options.js';
+import { listScope, readList, readObject } from '../cache/reads.js';
+import { listBody, objectBody } from '../cache/list-body.js';
+import { readBody } from '../cache/upstream.js';
+import { topLevelMember } from '../cache/json-scan.js';
+import { parseResourceVersion } from '../cache/resource-version.js';
+import type { CachedResource, ResourceCache } from '../cache/resource-cache.js';
+
+export type CacheOutcome =
+  | { readonly served: true; readonly code: number; readonly bytes: number }
+  | { readonly served: false; readonly reason: string };
+
+const GZIP_MIN_BYTES = 128 * 1024;
+/** Response headers of the probe worth passing on: the apiserver's audit id and APF classification. */
+const PROBE_HEADERS = ['audit-id', 'x-kubernetes-pf-flowschema-uid', 'x-kubernetes-pf-prioritylevel-uid'];
+
+type Probe =
+  | { readonly kind: 'rv'; readonly rv: bigint; readonly headers: Record<string, string> }
+  | { readonly kind: 'reply'; readonly status: number; readonly headers: Record<string, string | string[] | undefined>; readonly body: Buffer }
+  | { readonly kind: 'fail'; readonly reason: string };
+
+const forward = (reason: string): CacheOutcome => ({ served: false, reason });
+
+/** Reads the cache may answer: GET of a collection or object of a cached resource, no subresource. */
+export function cacheCandidate(cache: ResourceCache, method: string, info: RequestInfo): CachedResource | undefined {
+  if (method !== 'GET' || !info.isResourceRequest || info.subresource !== '' || (info.verb !== 'list' && info.verb !== 'get')) return undefined;
+  return cache.lookup(info.apiGroup, info.apiVersion, info.resource);
+}
+
+export async function serveFromCache(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: ProxyContext & { cache: ResourceCache }): Promise<CacheOutcome> {
+  if (info.queryLossy) return forward('unparsed_query');
+  const refusal = jsonAnswerRefusal(req.headers.accept);
+  if (refusal) return forward(refusal);
+  if (wantsPretty(req.headers['user-agent'])) return forward('pretty');
+  if (info.verb === 'get') return serveGet(req, res, info, cr, f, ctx);
+
+  const opts = parseListOptions(info.query, cr.reflector.fieldSet);
+  if (isForward(opts)) return forward(opts.forward);
+  if (!cr.reflector.synced && opts.continueToken === undefined) return forward('not_synced');
+  const namespace = info.namespace || undefined;
+  const p = await probe(req, info, f, ctx, true);
+  if (p.kind === 'fail') return forward(p.reason);
+  if (p.kind === 'reply') return writeReply(res, p);
+  const scope = listScope(cr, namespace, info.query.get('labelSelector')?.[0] ?? '', info.query.get('fieldSelector')?.[0] ?? '');
+  const answer = await readList(ctx.cache, cr, opts, namespace, scope, p.rv);
+  if (answer.kind === 'forward') return forward(answer.reason);
+  if (answer.kind === 'expired') {
+    sendStatus(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+    return { served: true, code: 410, bytes: 0 };
+  }
+  const { page } = answer;
+  const total = page.items.reduce((n, o) => n + o.item.length + 1, 256);
+  const bytes = await writeChunks(req, res, p.headers, listBody(cr.body, {
+    resourceVersion: page.resourceVersion, continueToken: page.continueToken, remainingItemCount: page.remainingItemCount,
+  }, page.items), total);
+  return { served: true, code: 200, bytes };
+}
+
+async function serveGet(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: ProxyContext & { cache: ResourceCache }): Promise<CacheOutcome> {
+  // GET with resourceVersion unset is a quorum read: the probe would cost as much as the GET.
+  for (const k of info.query.keys()) if (k !== 'resourceVersion') return forward(k === 'pretty' ? 'pretty' : 'unknown_parameter');
+  const rv = info.query.get('resourceVersion')?.[0];
+  if (rv !== '0') return forward(rv === undefined || rv === '' ? 'get_consistent' : 'get_rv');
+  if (!cr.reflector.synced) return forward('not_synced');
+  const p = await probe(req, info, f, ctx, false);
+  if (p.kind === 'fail') return forward(p.reason);
+  if (p.kind === 'reply') return writeReply(res, p);
+  const answer = readObject(ctx.cache, cr, info.namespace, info.name);
+  if (answer.kind === 'forward') return forward(answer.reason);
+  if (answer.kind === 'notFound') {
+    const t = cr.reflector.type;
+    const what = t.group ? `${t.resource}.${t.group}` : t.resource;
+    sendStatus(res, 404, 'NotFound', `${what} ${JSON.stringify(info.name)} not found`, { name: info.name, ...(t.group ? { group: t.group } : {}), kind: t.resource });
+    return { served: true, code: 404, bytes: 0 };
+  }
+  const body = objectBody(cr.body, answer.object);
+  const bytes = await writeChunks(req, res, p.headers, [body], body.length);
+  return { served: true, code: 200, bytes };
+}
+
+/** The authorization (and, for lists, freshness) probe, with the client's credentials. */
+async function probe(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx: ProxyContext, list: boolean): Promise<Probe> {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  // Keep the client's own encoding of the selectors; drop what would change the probe's meaning.
+  const keep = list ? (k: string) => k === 'labelSelector' || k === 'fieldSelector' : (k: string) => k === 'resourceVersion';
+  const pairs = (q < 0 ? '' : url.slice(q + 1)).split('&').filter((pair) => {
+    const key = decodeURIComponent(pair.split('=', 1)[0] ?? '');
+    return keep(key);
+  });
+  if (list) pairs.push('limit=1');
+  const target = ctx.upstreams.pick();
+  const dispatcher = f.kind === 'impersonate' ? target.identity : target.passthrough;
+  const edits = forwardingEdits(req, f, ctx);
+  const headers = upstreamRequestHeaders(req.rawHeaders, { ...edits, drop: new Set([...(edits.drop ?? []), 'accept', 'accept-encoding', 'content-length', 'content-type']), add: [...edits.add, ['Accept', 'application/json']] });
+  let up: Dispatcher.ResponseData;
+  try {
+    up = await dispatcher.request({ origin: target.origin, path: `${path}?${pairs.join('&')}`, method: 'GET', headers });
+  } catch (err) {
+    return { kind: 'fail', reason: 'probe_failed' };
+  }
+  const body = await readBody(up.body, 64 << 20).catch(() => undefined);
+  if (!body) return { kind: 'fail', reason: 'probe_failed' };
+  if (up.statusCode === 401 || up.statusCode === 403) return { kind: 'reply', status: up.statusCode, headers: up.headers, body };
+  if (up.statusCode !== 200) return { kind: 'fail', reason: `probe_${up.statusCode}` };
+  const pass: Record<string, string> = {};
+  for (const h of PROBE_HEADERS) {
+    const v = up.headers[h];
+    if (typeof v === 'string') pass[h] = v;
+  }
+  if (!list) return { kind: 'rv', rv: 0n, headers: pass };
+  let rv: bigint | undefined;
+  try {
+    const meta: unknown = JSON.parse(topLevelMember(body, 'metadata')?.toString('utf8') ?? 'null');
+    if (typeof meta === 'object' && meta !== null && 'resourceVersion' in meta) rv = parseResourceVersion(meta.resourceVersion);
+  } catch {
+    rv = undefined;
+  }
+  return rv === undefined ? { kind: 'fail', reason: 'probe_no_rv' } : { kind: 'rv', rv, headers: pass };
+}
+
+function writeReply(res: ServerResponse, p: Extract<Probe, { kind: 'reply' }>): CacheOutcome {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(p.headers)) {
+    if (v !== undefined && k !== 'connection' && k !== 'keep-alive' && k !== 'transfer-encoding') headers[k] = v;
+  }
+  headers['content-length'] = String(p.body.length);
+  res.writeHead(p.status, headers);
+  res.end(p.body);
+  return { served: true, code: p.status, bytes: p.body.length };
+}
+
+/** Writes the body with backpressure, gzip (level 1, off the event loop) when the client takes it and it is large. */
+async function writeChunks(req: IncomingMessage, res: ServerResponse, extra: Record<string, string>, chunks: Iterable<Buffer>, approxSize: number): Promise<number> {
+  const gzip = approxSize > GZIP_MIN_BYTES && acceptsGzip(req.headers['accept-encoding']);
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-cache, private', ...extra };
+  if (gzip) {
+    headers['content-encoding'] = 'gzip';
+    headers['vary'] = 'Accept-Encoding';
+  }
+  res.writeHead(200, headers);
+  let bytes = 0;
+  const sink = gzip ? createGzip({ level: 1 }) : undefined;
+  if (sink) sink.pipe(res);
+  const out: NodeJS.WritableStream = sink ?? res;
+  for (const chunk of chunks) {
+    if (res.destroyed) return bytes;
+    bytes += chunk.length;
+    if (!out.write(chunk)) {
+      await Promise.race([once(sink ?? res, 'drain'), once(res, 'close')]);
+    }
+  }
+  out.end();
+  if (sink) await Promise.race([once(res, 'finish'), once(res, 'close')]);
+  return bytes;
+}

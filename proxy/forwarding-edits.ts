@@ -1,0 +1,34 @@
+// How a forwarded request's headers change with the client's identity: X-Forwarded-For appended,
+// and for certificate clients the proxy's credentials plus Impersonate-* instead of the client's.
+import type { IncomingMessage } from 'node:http';
+import { impersonationHeaders, type Forwarding } from './client-identity.js';
+import type { ProxyContext } from './context.js';
+
+export function forwardedFor(req: IncomingMessage): readonly [string, string] {
+  const prior = req.headers['x-forwarded-for'];
+  const addr = req.socket.remoteAddress ?? '';
+  return ['X-Forwarded-For', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${addr}` : addr];
+}
+
+function sameGroups(a: readonly string[], b: readonly string[]): boolean {
+  const x = [...new Set(a)].sort();
+  const y = [...new Set(b)].sort();
+  return x.length === y.length && x.every((g, i) => g === y[i]);
+}
+
+/** Header edits for a request forwarded as `f`: impersonation replaces the client's credentials. */
+export function forwardingEdits(req: IncomingMessage, f: Forwarding, ctx: ProxyContext): { drop?: ReadonlySet<string>; add: Array<readonly [string, string]> } {
+  const add: Array<readonly [string, string]> = [forwardedFor(req)];
+  if (f.kind !== 'impersonate') return { drop: new Set(['x-forwarded-for']), add };
+  // The proxy's own (only) credential is a certificate for this very user and groups: forwarding on
+  // it is that identity already, and impersonating oneself would need the impersonate permission.
+  const own = ctx.upstreams.credentials.certificateIdentity?.();
+  if (own && own.user === f.user && sameGroups(own.groups, f.groups)) {
+    return { drop: new Set(['authorization', 'x-forwarded-for']), add };
+  }
+  const auth = ctx.upstreams.credentials.authorization();
+  if (auth) add.push(['Authorization', auth]);
+  add.push(...impersonationHeaders(f));
+  return { drop: new Set(['authorization', 'x-forwarded-for']), add };
+}
+
