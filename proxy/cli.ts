@@ -3,7 +3,6 @@
 import { pino } from 'pino';
 import { ConfigError } from './errors.js';
 import { HELP, parseFlags } from './flags.js';
-import { runProxy } from './main.js';
 
 async function main(): Promise<void> {
   const parsed = parseFlags(process.argv.slice(2));
@@ -13,9 +12,21 @@ async function main(): Promise<void> {
   }
   const o = parsed.options;
   const log = pino({ level: o.logLevel, base: { component: 'kube-cache-proxy' }, redact: ['req.headers.authorization'] });
+
+  // Signals are handled from the start: one that arrives while starting up stops the proxy as soon
+  // as it is up (exit 0), instead of killing the process mid-startup.
+  let stopRequested: string | undefined;
+  let stop: (signal: string) => void = (signal) => {
+    stopRequested ??= signal;
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  // The server's modules (client-node, fastify, …) are loaded only now: --help and flag errors stay quick.
+  const { runProxy } = await import('./main.js');
   const proxy = await runProxy(o, log);
   let stopping = false;
-  const stop = (signal: string) => {
+  stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
@@ -30,8 +41,7 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  if (stopRequested !== undefined) stop(stopRequested);
 }
 
 main().catch((err: unknown) => {

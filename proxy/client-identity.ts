@@ -1,18 +1,21 @@
 // Who the client is, as far as the proxy must know: a client certificate verified against
 // --client-ca-file is forwarded under the proxy's own credentials with Impersonate-* headers,
 // because a TLS client certificate cannot be passed on. Everything else passes through as sent.
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import { hasImpersonationHeaders } from './headers.js';
 
 export type Forwarding =
   | { readonly kind: 'passthrough' }
-  | { readonly kind: 'impersonate'; readonly user: string; readonly groups: readonly string[] }
+  | { readonly kind: 'impersonate'; readonly user: string; readonly groups: readonly string[]; readonly credentialId: string }
   | { readonly kind: 'reject'; readonly code: 401 | 403; readonly reason: string; readonly message: string };
 
 interface CertIdentity {
   readonly user: string;
   readonly groups: readonly string[];
+  /** As kube-apiserver's x509 authenticator sets it: X509SHA256=<hex sha256 of the certificate>. */
+  readonly credentialId: string;
 }
 
 const certIdentities = new WeakMap<TLSSocket, CertIdentity | 'invalid' | 'none'>();
@@ -27,7 +30,10 @@ function peerIdentity(socket: TLSSocket): CertIdentity | 'invalid' | 'none' {
     const o = cert.subject?.O;
     const user = Array.isArray(cn) ? cn[0] : cn;
     if (!socket.authorized || !user) result = 'invalid';
-    else result = { user, groups: o === undefined ? [] : Array.isArray(o) ? o : [o] };
+    else {
+      const groups = o === undefined ? [] : Array.isArray(o) ? o : [o];
+      result = { user, groups, credentialId: `X509SHA256=${createHash('sha256').update(cert.raw).digest('hex')}` };
+    }
   }
   certIdentities.set(socket, result);
   return result;
@@ -51,10 +57,14 @@ export function resolveForwarding(req: IncomingMessage, clientCertsEnabled: bool
       message: `kube-cache-proxy: clients authenticated by certificate cannot impersonate (user "${id.user}")`,
     };
   }
-  return { kind: 'impersonate', user: id.user, groups: id.groups };
+  return { kind: 'impersonate', ...id };
 }
 
 /** The Impersonate-* headers for an impersonating forward. */
-export function impersonationHeaders(f: { readonly user: string; readonly groups: readonly string[] }): Array<readonly [string, string]> {
-  return [['Impersonate-User', f.user], ...f.groups.map((g) => ['Impersonate-Group', g] as const)];
+export function impersonationHeaders(f: CertIdentity): Array<readonly [string, string]> {
+  return [
+    ['Impersonate-User', f.user],
+    ...f.groups.map((g) => ['Impersonate-Group', g] as const),
+    ['Impersonate-Extra-Authentication.kubernetes.io%2fcredential-id', f.credentialId],
+  ];
 }

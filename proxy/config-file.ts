@@ -1,13 +1,13 @@
 // --config FILE: YAML (or JSON), checked field by field against the schema below; errors name the
 // offending field. Keys are the flags' names in camelCase.
 import { readFileSync } from 'node:fs';
-import { loadYaml } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
 import { ConfigError } from './errors.js';
 import { isLogLevel, parseListen, LOG_LEVELS, type ProxyOptions } from './options.js';
 
 type FieldType = 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds';
 
-const SCHEMA: Record<string, FieldType> = {
+const SCHEMA: Readonly<Record<string, FieldType>> = {
   kubeconfig: 'string',
   context: 'string',
   upstreams: 'string[]',
@@ -48,7 +48,10 @@ function check(file: string, key: string, type: FieldType, v: unknown): ConfigFi
 export function parseConfigText(file: string, text: string): ConfigFileOptions {
   let doc: unknown;
   try {
-    doc = loadYaml<unknown>(text);
+    // js-yaml itself, not client-node's loadYaml: that one refuses empty documents and runs the result
+    // through the Kubernetes object serializer (a file with apiVersion/kind lost its other fields).
+    // The core schema keeps dates and the like as the strings they look like.
+    doc = yaml.load(text, { schema: yaml.CORE_SCHEMA, filename: file });
   } catch (err) {
     throw new ConfigError(`--config ${file}: not valid YAML: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`);
   }
@@ -56,7 +59,8 @@ export function parseConfigText(file: string, text: string): ConfigFileOptions {
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`--config ${file}: must be a mapping of fields`);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(doc)) {
-    const type = SCHEMA[key];
+    // Own keys only: "constructor", "toString" or "__proto__" must be unknown fields, not Object.prototype's.
+    const type = Object.hasOwn(SCHEMA, key) ? SCHEMA[key] : undefined;
     if (!type) throw new ConfigError(`--config ${file}: unknown field "${key}" (known: ${Object.keys(SCHEMA).join(', ')})`);
     out[key] = check(file, key, type, value);
   }

@@ -34,6 +34,23 @@ Other:
   -h, --help                   this help
 `;
 
+/** Every flag, as node:util parseArgs takes them (HELP documents each one). */
+export const FLAGS = {
+  kubeconfig: { type: 'string' },
+  context: { type: 'string' },
+  upstream: { type: 'string', multiple: true },
+  listen: { type: 'string' },
+  'tls-cert-file': { type: 'string' },
+  'tls-private-key-file': { type: 'string' },
+  'client-ca-file': { type: 'string' },
+  config: { type: 'string' },
+  'write-kubeconfig': { type: 'string' },
+  'metrics-listen': { type: 'string' },
+  'log-level': { type: 'string' },
+  'shutdown-grace-period': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export type ParsedFlags = { help: true } | { help: false; options: ProxyOptions };
 
 function listen(flag: string, v: string): ListenAddress {
@@ -49,33 +66,28 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
       args: [...argv],
       strict: true,
       allowPositionals: false,
-      options: {
-        kubeconfig: { type: 'string' },
-        context: { type: 'string' },
-        upstream: { type: 'string', multiple: true },
-        listen: { type: 'string' },
-        'tls-cert-file': { type: 'string' },
-        'tls-private-key-file': { type: 'string' },
-        'client-ca-file': { type: 'string' },
-        config: { type: 'string' },
-        'write-kubeconfig': { type: 'string' },
-        'metrics-listen': { type: 'string' },
-        'log-level': { type: 'string' },
-        'shutdown-grace-period': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      options: FLAGS,
     });
   } catch (err) {
     throw new ConfigError((err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'bad flags');
   }
   const v = parsed.values;
   if (v.help) return { help: true };
+  // An empty value is a mistake (e.g. an unset variable in --tls-cert-file=$CERT), not "unset":
+  // the proxy would silently fall back to a default such as a generated certificate.
+  for (const [name, value] of Object.entries(v)) {
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (item === '') throw new ConfigError(`--${name}: must not be empty`);
+    }
+  }
   const file = v.config ? loadConfigFile(v.config) : {};
   const logLevel = v['log-level'] ?? file.logLevel ?? 'info';
   if (!isLogLevel(logLevel)) throw new ConfigError(`--log-level: must be one of ${LOG_LEVELS.join(', ')}`);
   let grace = file.shutdownGracePeriodSeconds ?? 30;
   if (v['shutdown-grace-period'] !== undefined) {
-    grace = Number(v['shutdown-grace-period']);
+    // Plain decimal seconds only: Number() would also take "", " ", "0x10" and "1e3".
+    const text = v['shutdown-grace-period'];
+    grace = /^\d+(?:\.\d+)?$/.test(text) ? Number(text) : NaN;
     if (!Number.isFinite(grace) || grace < 0) throw new ConfigError('--shutdown-grace-period: must be a number of seconds >= 0');
   }
   const options: ProxyOptions = {

@@ -3,34 +3,41 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
-import { impersonationHeaders, resolveForwarding, type Forwarding } from './client-identity.js';
+import { clientResponseHeaders, upstreamRequestHeaders, type RequestHeaderEdits } from './headers.js';
+import { resolveForwarding } from './client-identity.js';
+import { forwardingEdits } from './forwarding-edits.js';
 import { sendStatus } from './status.js';
 import type { ProxyContext } from './context.js';
 import { isLongRunning } from './long-running.js';
 import type { RequestInfo } from './request-info.js';
 import { resolveRequestInfo } from './request-info.js';
 import { upstreamErrorReason } from './upstream-errors.js';
+import { cacheCandidate, serveFromCache } from './cache-reads.js';
+import type { Source } from './metrics.js';
 
-export function forwardedFor(req: IncomingMessage): readonly [string, string] {
-  const prior = req.headers['x-forwarded-for'];
-  const addr = req.socket.remoteAddress ?? '';
-  return ['X-Forwarded-For', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${addr}` : addr];
-}
-
-/** Header edits for a request forwarded as `f`: impersonation replaces the client's credentials. */
-export function forwardingEdits(req: IncomingMessage, f: Forwarding, ctx: ProxyContext): { drop?: ReadonlySet<string>; add: Array<readonly [string, string]> } {
-  const add: Array<readonly [string, string]> = [forwardedFor(req)];
-  if (f.kind !== 'impersonate') return { drop: new Set(['x-forwarded-for']), add };
-  const auth = ctx.upstreams.credentials.authorization();
-  if (auth) add.push(['Authorization', auth]);
-  add.push(...impersonationHeaders(f));
-  return { drop: new Set(['authorization', 'x-forwarded-for']), add };
-}
+export { forwardedFor, forwardingEdits } from './forwarding-edits.js';
 
 function hasBody(req: IncomingMessage): boolean {
   const cl = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/**
+ * The apiserver may answer before it has read the whole request body (413 past its 3 MiB limit) or
+ * the forward may fail half-way through it. The rest of the body is then still on the client's
+ * connection, which cannot carry another request: answer with `Connection: close` and close it
+ * after the response, as Go's server does, instead of leaving a kept-alive connection that hangs.
+ */
+function closeIfBodyLeft(req: IncomingMessage, res: ServerResponse): void {
+  if (hasBody(req) && !req.readableEnded) res.shouldKeepAlive = false;
+}
+
+/**
+ * `Expect: 100-continue` (curl sends it with bodies over 1 MB) was answered by Node's server, which
+ * sends the 100 Continue itself; it is not passed on (undici refuses it, and the body is coming anyway).
+ */
+function withoutExpect(edits: RequestHeaderEdits): RequestHeaderEdits {
+  return { ...edits, drop: new Set([...(edits.drop ?? []), 'expect']) };
 }
 
 export async function forwardRequest(req: IncomingMessage, res: ServerResponse, ctx: ProxyContext): Promise<void> {
@@ -42,12 +49,12 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
   let bytes = 0;
   let user: string | undefined;
 
-  const finish = (code: number) => {
+  const finish = (code: number, source: Source = 'upstream') => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    ctx.metrics.observeRequest(info, code, 'upstream', longRunning ? undefined : seconds);
+    ctx.metrics.observeRequest(info, code, source, longRunning ? undefined : seconds);
     ctx.log.info({
       method, path: info.path, verb: info.verb, resource: info.resource, userAgent: req.headers['user-agent'],
-      user, status: code, latencyMs: Math.round(seconds * 1e4) / 10, bytes, source: 'upstream',
+      user, status: code, latencyMs: Math.round(seconds * 1e4) / 10, bytes, source,
     }, 'request');
   };
 
@@ -63,6 +70,32 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
     return;
   }
   if (f.kind === 'impersonate') user = f.user;
+
+  const cache = ctx.cache;
+  const cached = cache ? cacheCandidate(cache, method, info) : undefined;
+  if (cache && cached) {
+    const entry = { longRunning: false, endCleanly() {}, destroy: () => res.destroy() };
+    ctx.inflight.add(entry);
+    try {
+      const outcome = await serveFromCache(req, res, info, cached, f, { ...ctx, cache });
+      if (outcome.served) {
+        bytes = outcome.bytes;
+        finish(outcome.code, 'cache');
+        return;
+      }
+      cache.metrics.fallback(cached.name, info.verb, outcome.reason);
+    } catch (err) {
+      ctx.log.error({ err: String(err), path: info.path }, 'serving from the cache failed');
+      cache.metrics.fallback(cached.name, info.verb, 'error');
+      if (res.headersSent) {
+        res.destroy();
+        finish(500, 'cache');
+        return;
+      }
+    } finally {
+      ctx.inflight.delete(entry);
+    }
+  }
 
   const target = ctx.upstreams.pick();
   const dispatcher = f.kind === 'impersonate' ? target.identity : target.passthrough;
@@ -95,7 +128,7 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
         origin: target.origin,
         path: url,
         method: method as Dispatcher.HttpMethod,
-        headers: upstreamRequestHeaders(req.rawHeaders, forwardingEdits(req, f, ctx)),
+        headers: upstreamRequestHeaders(req.rawHeaders, withoutExpect(forwardingEdits(req, f, ctx))),
         body: hasBody(req) ? req : null,
         signal: abort.signal,
       });
@@ -108,6 +141,7 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
       ctx.metrics.upstreamError(reason);
       ctx.log.warn({ method, path: info.path, upstream: target.origin.host, reason, err: String(err) }, 'upstream request failed');
       const requestBodyBroken = reason === 'client_body';
+      closeIfBodyLeft(req, res);
       if (requestBodyBroken) sendStatus(res, 400, 'BadRequest', 'the request body could not be read');
       else sendStatus(res, 503, 'ServiceUnavailable', `kube-cache-proxy: apiserver ${target.origin.host} unavailable: ${reason}`, { retryAfterSeconds: 1 });
       finish(requestBodyBroken ? 400 : 503);
@@ -119,6 +153,7 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
       finish(503);
       return;
     }
+    closeIfBodyLeft(req, res);
     res.writeHead(up.statusCode, clientResponseHeaders(up.headers));
     if (longRunning) res.flushHeaders();
     await pump(up.body, res, (n) => { bytes += n; }, () => ended);

@@ -1,5 +1,6 @@
 // The proxy's view of its cluster: which apiservers, how to trust them, and its own credentials,
 // read from a kubeconfig (or the in-cluster service account) through @kubernetes/client-node.
+import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { RequestOptions } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -29,15 +30,21 @@ export function loadKubeConfig(opts: { kubeconfig?: string | undefined; context?
 class KubeConfigCredentials implements ProxyCredentials {
   readonly #kc: KubeConfig;
   #authorization: string | undefined;
+  readonly #certIdentity: CertIdentity | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(kc: KubeConfig, authorization: string | undefined) {
+  constructor(kc: KubeConfig, authorization: string | undefined, certIdentity: CertIdentity | undefined) {
     this.#kc = kc;
     this.#authorization = authorization;
+    this.#certIdentity = certIdentity;
   }
 
   authorization(): string | undefined {
     return this.#authorization;
+  }
+
+  certificateIdentity(): CertIdentity | undefined {
+    return this.#authorization === undefined ? this.#certIdentity : undefined;
   }
 
   startRefresh(intervalMs: number, onError: (err: unknown) => void): void {
@@ -74,6 +81,27 @@ function isHeaderList(h: unknown): h is readonly string[] {
   return Array.isArray(h);
 }
 
+interface CertIdentity {
+  readonly user: string;
+  readonly groups: readonly string[];
+}
+
+/** The user (CN) and groups (O) kube-apiserver's x509 authenticator reads from a client certificate. */
+function certIdentity(cert: Pem): CertIdentity | undefined {
+  if (cert === undefined) return undefined;
+  try {
+    const subject = new X509Certificate(cert).toLegacyObject().subject;
+    const cn: unknown = subject.CN;
+    const o: unknown = subject.O;
+    const user = Array.isArray(cn) ? cn[0] : cn;
+    if (typeof user !== 'string' || user === '') return undefined;
+    const groups = (Array.isArray(o) ? o : o === undefined ? [] : [o]).filter((g): g is string => typeof g === 'string');
+    return { user, groups };
+  } catch {
+    return undefined;
+  }
+}
+
 type Pem = string | Buffer | undefined;
 function pem(v: unknown): Pem {
   if (typeof v === 'string' || Buffer.isBuffer(v)) return v;
@@ -107,7 +135,7 @@ export async function buildUpstreams(kc: KubeConfig, urls: readonly string[], on
       rejectUnauthorized: !cluster.skipTLSVerify,
     });
   });
-  const creds = new KubeConfigCredentials(kc, authorization);
+  const creds = new KubeConfigCredentials(kc, authorization, certIdentity(pem(options.cert)));
   creds.startRefresh(60_000, onRefreshError);
   const set = new UpstreamSet(targets, creds);
   return {

@@ -1,7 +1,9 @@
 // Composition root: options in, a running proxy out.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError } from './errors.js';
@@ -29,6 +31,37 @@ function readFile(flag: string, file: string): Buffer {
   }
 }
 
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** The serving certificate and key must load, each and as a pair (not blamed on --listen later). */
+function checkServingPair(cert: Buffer, key: Buffer): void {
+  const attempts: Array<[string, () => void]> = [
+    ['--tls-cert-file', () => createSecureContext({ cert })],
+    ['--tls-private-key-file', () => createSecureContext({ key })],
+    ['--tls-cert-file and --tls-private-key-file', () => createSecureContext({ cert, key })],
+  ];
+  for (const [flag, attempt] of attempts) {
+    try {
+      attempt();
+    } catch (err) {
+      throw new ConfigError(`${flag}: ${message(err)}`);
+    }
+  }
+}
+
+/** A CA bundle must hold at least one certificate, all parseable: Node ignores what is not one. */
+function checkCaBundle(flag: string, file: string, pem: Buffer): void {
+  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new ConfigError(`${flag}: no PEM certificate in ${file}`);
+  for (const b of blocks) {
+    try {
+      new X509Certificate(b);
+    } catch (err) {
+      throw new ConfigError(`${flag}: ${file}: ${message(err)}`);
+    }
+  }
+}
+
 function clientHost(host: string): string {
   if (host === '0.0.0.0' || host === '') return '127.0.0.1';
   if (host === '::') return '[::1]';
@@ -42,14 +75,19 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
   if (o.tlsCertFile && o.tlsPrivateKeyFile) {
     cert = readFile('--tls-cert-file', o.tlsCertFile);
     key = readFile('--tls-private-key-file', o.tlsPrivateKeyFile);
+    checkServingPair(cert, key);
   } else {
     const ips = ['127.0.0.1', '::1', ...(isIP(o.listen.host) && !['0.0.0.0', '::'].includes(o.listen.host) ? [o.listen.host] : [])];
-    const generated = generateSelfSignedCert({ commonName: 'kube-cache-proxy', dnsNames: ['localhost', hostname()], ipAddresses: ips, validDays: 365 });
+    // The listen host, when a name, is the URL clients get (and --write-kubeconfig writes): cover it too.
+    const names = ['localhost', hostname(), ...(o.listen.host !== '' && isIP(o.listen.host) === 0 ? [o.listen.host] : [])];
+    const dnsNames = [...new Set(names.map((n) => n.toLowerCase()))];
+    const generated = generateSelfSignedCert({ commonName: 'kube-cache-proxy', dnsNames, ipAddresses: ips, validDays: 365 });
     cert = generated.certPem;
     key = generated.keyPem;
     log.info('serving with a generated self-signed certificate (pass --tls-cert-file/--tls-private-key-file in production)');
   }
   const clientCa = o.clientCaFile ? readFile('--client-ca-file', o.clientCaFile) : undefined;
+  if (o.clientCaFile && clientCa) checkCaBundle('--client-ca-file', o.clientCaFile, clientCa);
   const upstreams = await buildUpstreams(kc, o.upstreams, (err) => log.warn({ err: String(err) }, 'refreshing the proxy credentials failed'));
 
   const registry = new Registry();
@@ -74,7 +112,16 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
   }
   const url = `https://${clientHost(o.listen.host)}:${server.port}`;
   const caPem = Buffer.from(cert).toString('utf8');
-  if (o.writeKubeconfig) writeProxyKubeconfig(o.writeKubeconfig, kc, url, caPem);
+  if (o.writeKubeconfig) {
+    try {
+      writeProxyKubeconfig(o.writeKubeconfig, kc, url, caPem);
+    } catch (err) {
+      await server.shutdown(0);
+      await health.close();
+      await upstreams.stop();
+      throw new ConfigError(`--write-kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   log.info({ url, metricsPort: health.port, upstreams: upstreams.set.targets.map((t) => t.origin.origin) }, 'kube-cache-proxy serving');
   return {
     server, health, url, caPem,

@@ -18,6 +18,8 @@ export interface UpstreamTls {
 export interface ProxyCredentials {
   /** The proxy's own Authorization header value, if its kubeconfig has a token. */
   authorization(): string | undefined;
+  /** Who the proxy's client certificate authenticates as, when that certificate is its only credential. */
+  certificateIdentity?(): { readonly user: string; readonly groups: readonly string[] } | undefined;
 }
 
 export class UpstreamTarget {

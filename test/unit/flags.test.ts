@@ -1,0 +1,237 @@
+// parseFlags: every flag, the listen forms, the errors, and flags over the --config file.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FLAGS, HELP, parseFlags } from '../../proxy/flags.js';
+import { ConfigError } from '../../proxy/errors.js';
+import { LOG_LEVELS, parseListen, type ProxyOptions } from '../../proxy/options.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kcp-flags-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+function options(argv: string[]): ProxyOptions {
+  const r = parseFlags(argv);
+  assert.equal(r.help, false, 'expected options, got help');
+  if (r.help) throw new Error('unreachable');
+  return r.options;
+}
+
+/** parseFlags(argv) must throw a ConfigError matching `msg` (one line, naming the problem). */
+function fails(argv: string[], msg: RegExp): void {
+  assert.throws(() => parseFlags(argv), (err: unknown) => {
+    assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
+    assert.match(err.message, msg);
+    assert.doesNotMatch(err.message, /\n/, 'the message is one line');
+    return true;
+  }, `${argv.join(' ')} should fail`);
+}
+
+const DEFAULTS: ProxyOptions = {
+  kubeconfig: undefined,
+  context: undefined,
+  upstreams: [],
+  listen: { host: '0.0.0.0', port: 8443 },
+  tlsCertFile: undefined,
+  tlsPrivateKeyFile: undefined,
+  clientCaFile: undefined,
+  writeKubeconfig: undefined,
+  metricsListen: { host: '0.0.0.0', port: 9443 },
+  logLevel: 'info',
+  shutdownGracePeriodSeconds: 30,
+};
+
+test('no flags: the defaults', () => {
+  assert.deepEqual(options([]), DEFAULTS);
+});
+
+test('--help and -h, alone or with other flags', () => {
+  for (const argv of [['--help'], ['-h'], ['--listen', ':1', '--help'], ['--help', '--log-level', 'nope']]) {
+    assert.deepEqual(parseFlags(argv), { help: true }, argv.join(' '));
+  }
+});
+
+test('HELP documents every flag and every log level', () => {
+  for (const [name, spec] of Object.entries(FLAGS)) {
+    assert.ok(HELP.includes(`--${name} `) || HELP.includes(`--${name}\n`), `--${name} is not in HELP`);
+    if ('short' in spec) assert.ok(HELP.includes(`-${spec.short},`), `-${spec.short} is not in HELP`);
+  }
+  for (const l of LOG_LEVELS) assert.ok(HELP.includes(l), l);
+});
+
+test('every flag sets its option (both --flag value and --flag=value)', () => {
+  const cases: Array<[string[], Partial<ProxyOptions>]> = [
+    [['--kubeconfig', '/k'], { kubeconfig: '/k' }],
+    [['--kubeconfig=/k'], { kubeconfig: '/k' }],
+    [['--context', 'ctx'], { context: 'ctx' }],
+    [['--upstream', 'https://a:6443'], { upstreams: ['https://a:6443'] }],
+    [['--upstream', 'https://a:6443', '--upstream=https://b:6443', '--upstream', 'https://c'], { upstreams: ['https://a:6443', 'https://b:6443', 'https://c'] }],
+    [['--listen', '127.0.0.1:1'], { listen: { host: '127.0.0.1', port: 1 } }],
+    [['--listen=:8443'], { listen: { host: '0.0.0.0', port: 8443 } }],
+    [['--tls-cert-file', '/c', '--tls-private-key-file', '/k'], { tlsCertFile: '/c', tlsPrivateKeyFile: '/k' }],
+    [['--client-ca-file', '/ca'], { clientCaFile: '/ca' }],
+    [['--write-kubeconfig', '/out'], { writeKubeconfig: '/out' }],
+    [['--metrics-listen', '[::1]:2'], { metricsListen: { host: '::1', port: 2 } }],
+    [['--log-level', 'debug'], { logLevel: 'debug' }],
+    [['--shutdown-grace-period', '5'], { shutdownGracePeriodSeconds: 5 }],
+    [['--shutdown-grace-period=0'], { shutdownGracePeriodSeconds: 0 }],
+    [['--shutdown-grace-period', '2.5'], { shutdownGracePeriodSeconds: 2.5 }],
+    // The last of a non-repeatable flag wins.
+    [['--context', 'a', '--context', 'b'], { context: 'b' }],
+  ];
+  for (const [argv, want] of cases) assert.deepEqual(options(argv), { ...DEFAULTS, ...want }, argv.join(' '));
+});
+
+test('--log-level: each level, nothing else', () => {
+  for (const l of LOG_LEVELS) assert.equal(options(['--log-level', l]).logLevel, l);
+  for (const bad of ['verbose', 'INFO', 'warning', '0']) fails(['--log-level', bad], /^--log-level: must be one of trace, debug, info, warn, error, fatal, silent$/);
+});
+
+test('listen forms', () => {
+  const good: Array<[string, { host: string; port: number }]> = [
+    [':8443', { host: '0.0.0.0', port: 8443 }],
+    [':0', { host: '0.0.0.0', port: 0 }],
+    ['127.0.0.1:1', { host: '127.0.0.1', port: 1 }],
+    ['0.0.0.0:65535', { host: '0.0.0.0', port: 65535 }],
+    ['localhost:8443', { host: 'localhost', port: 8443 }],
+    ['[::1]:2', { host: '::1', port: 2 }],
+    ['[::]:443', { host: '::', port: 443 }],
+    ['[fe80::1:2]:80', { host: 'fe80::1:2', port: 80 }],
+  ];
+  for (const [v, want] of good) {
+    assert.deepEqual(parseListen(v), want, v);
+    assert.deepEqual(options(['--listen', v]).listen, want, `--listen ${v}`);
+    assert.deepEqual(options(['--metrics-listen', v]).metricsListen, want, `--metrics-listen ${v}`);
+  }
+  const bad: Array<[string, RegExp]> = [
+    ['nope', /must be host:port, :port or \[ipv6\]:port, got "nope"/],
+    ['8443', /must be host:port/],
+    ['127.0.0.1', /must be host:port/],
+    ['127.0.0.1:', /must be host:port/],
+    [':', /must be host:port/],
+    [':port', /must be host:port/],
+    [':-1', /must be host:port/],
+    [':123456', /must be host:port/],
+    [':65536', /port out of range in ":65536"/],
+    [':99999', /port out of range/],
+    ['::1:80', /must be host:port/],
+    ['[::1]', /must be host:port/],
+    ['[::1]:', /must be host:port/],
+    ['[]:80', /must be host:port/],
+    ['[zz]:80', /must be host:port/],
+    ['[fe80::1%eth0]:80', /must be host:port/],
+    ['https://127.0.0.1:80', /must be host:port/],
+  ];
+  for (const [v, msg] of bad) {
+    assert.equal(typeof parseListen(v), 'string', v);
+    fails(['--listen', v], new RegExp(`^--listen: ${msg.source}`));
+    fails([`--metrics-listen=${v}`], new RegExp(`^--metrics-listen: ${msg.source}`));
+  }
+});
+
+test('--shutdown-grace-period: non-negative decimal seconds', () => {
+  for (const bad of ['', ' ', 'x', '30s', '0x10', '1e3', 'Infinity', 'NaN', ' 5', '5 ', '1.', '.5']) {
+    fails([`--shutdown-grace-period=${bad}`], /^--shutdown-grace-period: must /);
+  }
+  fails(['--shutdown-grace-period=-1'], /^--shutdown-grace-period: must be a number of seconds >= 0$/);
+  // "-1" as a separate argument looks like a flag to node:util parseArgs; still one line naming the flag.
+  fails(['--shutdown-grace-period', '-1'], /--shutdown-grace-period/);
+});
+
+test('TLS serving files come in pairs', () => {
+  fails(['--tls-cert-file', '/c'], /^--tls-cert-file and --tls-private-key-file must be given together$/);
+  fails(['--tls-private-key-file', '/k'], /^--tls-cert-file and --tls-private-key-file must be given together$/);
+  // A pair split between the config file and the flags is a pair.
+  const cfg = file('cert-only.yaml', 'tlsCertFile: /c\n');
+  assert.deepEqual(options(['--config', cfg, '--tls-private-key-file', '/k']), { ...DEFAULTS, tlsCertFile: '/c', tlsPrivateKeyFile: '/k' });
+  fails(['--config', cfg], /must be given together/);
+});
+
+test('bad flags: one line naming the problem', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--nope'], /^Unknown option '--nope'/],
+    [['-x'], /^Unknown option '-x'/],
+    [['--Listen', ':1'], /^Unknown option '--Listen'/],
+    [['serve'], /^Unexpected argument 'serve'/],
+    [['--listen'], /^Option '--listen <value>' argument missing/],
+    [['--upstream'], /^Option '--upstream <value>' argument missing/],
+    [['--help=yes'], /--help/],
+    // An empty value is refused rather than taken as "unset" (it would silently pick a default).
+    [['--kubeconfig='], /^--kubeconfig: must not be empty$/],
+    [['--context', ''], /^--context: must not be empty$/],
+    [['--upstream', 'https://a', '--upstream', ''], /^--upstream: must not be empty$/],
+    [['--tls-cert-file=', '--tls-private-key-file='], /^--tls-cert-file: must not be empty$/],
+    [['--client-ca-file='], /^--client-ca-file: must not be empty$/],
+    [['--write-kubeconfig='], /^--write-kubeconfig: must not be empty$/],
+    [['--config='], /^--config: must not be empty$/],
+    [['--log-level='], /^--log-level: must not be empty$/],
+    [['--config', join(dir, 'missing.yaml')], /^--config .*missing\.yaml: ENOENT/],
+  ];
+  for (const [argv, msg] of cases) fails(argv, msg);
+});
+
+test('flags override the config file, field by field; unset flags keep its values', () => {
+  const cfg = file('full.yaml', [
+    'kubeconfig: /file/kubeconfig',
+    'context: file-ctx',
+    'upstreams: [https://file-a:6443, https://file-b:6443]',
+    'listen: "127.0.0.1:1111"',
+    'tlsCertFile: /file/tls.crt',
+    'tlsPrivateKeyFile: /file/tls.key',
+    'clientCaFile: /file/ca.crt',
+    'writeKubeconfig: /file/out.kubeconfig',
+    'metricsListen: "[::1]:2222"',
+    'logLevel: warn',
+    'shutdownGracePeriodSeconds: 7',
+    '',
+  ].join('\n'));
+  const fromFile: ProxyOptions = {
+    kubeconfig: '/file/kubeconfig',
+    context: 'file-ctx',
+    upstreams: ['https://file-a:6443', 'https://file-b:6443'],
+    listen: { host: '127.0.0.1', port: 1111 },
+    tlsCertFile: '/file/tls.crt',
+    tlsPrivateKeyFile: '/file/tls.key',
+    clientCaFile: '/file/ca.crt',
+    writeKubeconfig: '/file/out.kubeconfig',
+    metricsListen: { host: '::1', port: 2222 },
+    logLevel: 'warn',
+    shutdownGracePeriodSeconds: 7,
+  };
+  assert.deepEqual(options(['--config', cfg]), fromFile);
+  const overrides: Array<[string[], Partial<ProxyOptions>]> = [
+    [['--kubeconfig', '/flag/kc'], { kubeconfig: '/flag/kc' }],
+    [['--context', 'flag-ctx'], { context: 'flag-ctx' }],
+    // Repeated --upstream replaces the file's list, it does not append to it.
+    [['--upstream', 'https://flag:6443'], { upstreams: ['https://flag:6443'] }],
+    [['--listen', ':3333'], { listen: { host: '0.0.0.0', port: 3333 } }],
+    [['--tls-cert-file', '/flag/c', '--tls-private-key-file', '/flag/k'], { tlsCertFile: '/flag/c', tlsPrivateKeyFile: '/flag/k' }],
+    [['--client-ca-file', '/flag/ca'], { clientCaFile: '/flag/ca' }],
+    [['--write-kubeconfig', '/flag/out'], { writeKubeconfig: '/flag/out' }],
+    [['--metrics-listen', '127.0.0.1:4444'], { metricsListen: { host: '127.0.0.1', port: 4444 } }],
+    [['--log-level', 'trace'], { logLevel: 'trace' }],
+    [['--shutdown-grace-period', '0'], { shutdownGracePeriodSeconds: 0 }],
+  ];
+  for (const [flags, want] of overrides) {
+    // Before or after --config: the flag wins either way.
+    assert.deepEqual(options(['--config', cfg, ...flags]), { ...fromFile, ...want }, flags.join(' '));
+    assert.deepEqual(options([...flags, '--config', cfg]), { ...fromFile, ...want }, flags.join(' '));
+  }
+  // A flag's value is validated even when the file has a valid one.
+  fails(['--config', cfg, '--listen', 'nope'], /^--listen: must be host:port/);
+  fails(['--config', cfg, '--log-level', 'loud'], /^--log-level: must be one of/);
+});
+
+test('a bad config file fails even when flags would override its bad field', () => {
+  const cfg = file('bad-listen.yaml', 'listen: nope\n');
+  fails(['--config', cfg, '--listen', ':1'], /field "listen" must be host:port/);
+  const unknown = file('unknown.yaml', 'listenAddress: ":1"\n');
+  fails(['--config', unknown], /unknown field "listenAddress"/);
+});
