@@ -5,7 +5,7 @@ import yaml from 'js-yaml';
 import { ConfigError } from './errors.js';
 import { isLogLevel, parseListen, LOG_LEVELS, type ProxyOptions } from './options.js';
 
-type FieldType = 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds';
+type FieldType = 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds' | 'count';
 
 const SCHEMA: Readonly<Record<string, FieldType>> = {
   kubeconfig: 'string',
@@ -19,9 +19,22 @@ const SCHEMA: Readonly<Record<string, FieldType>> = {
   metricsListen: 'listen',
   logLevel: 'logLevel',
   shutdownGracePeriodSeconds: 'seconds',
+  cacheResources: 'string[]',
+  cacheIndexedFields: 'string[]',
+  cachePageSize: 'count',
+  cacheBookmarkIntervalSeconds: 'seconds',
+  cacheFreshnessWaitSeconds: 'seconds',
+  cacheSnapshotTtlSeconds: 'seconds',
 };
 
-export type ConfigFileOptions = Partial<{ -readonly [K in keyof ProxyOptions]: ProxyOptions[K] }>;
+export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOptions, 'cache'>]: ProxyOptions[K] }> & {
+  cacheResources?: string[];
+  cacheIndexedFields?: string[];
+  cachePageSize?: number;
+  cacheBookmarkIntervalSeconds?: number;
+  cacheFreshnessWaitSeconds?: number;
+  cacheSnapshotTtlSeconds?: number;
+};
 
 function check(file: string, key: string, type: FieldType, v: unknown): ConfigFileOptions[keyof ConfigFileOptions] {
   const fail = (what: string): never => {
@@ -42,6 +55,8 @@ function check(file: string, key: string, type: FieldType, v: unknown): ConfigFi
       return typeof v === 'string' && isLogLevel(v) ? v : fail(`must be one of ${LOG_LEVELS.join(', ')}`);
     case 'seconds':
       return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail('must be a number of seconds >= 0');
+    case 'count':
+      return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : fail('must be a whole number >= 1');
   }
 }
 

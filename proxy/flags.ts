@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.js';
 import { loadConfigFile } from './config-file.js';
+import { cacheConfigFrom } from './cache-options.js';
 import {
   DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, LOG_LEVELS, isLogLevel, parseListen, type ListenAddress, type ProxyOptions,
 } from './options.js';
@@ -23,10 +24,21 @@ Serving:
                                with Impersonate-User/-Group under the proxy's own credentials
   --metrics-listen HOST:PORT   plain-HTTP port for /metrics, /healthz, /livez, /readyz (default ${DEFAULT_METRICS_LISTEN})
   --shutdown-grace-period SEC  on SIGTERM, how long in-flight requests may take to finish (default 30)
+Cache (LIST and GET resourceVersion=0 answered from watch-fed memory, same answers and consistency):
+  --cache-resources LIST       resource[.group][/version],... to cache, or "none" (default
+                               pods,nodes,namespaces,services,endpointslices.discovery.k8s.io,configmaps;
+                               secrets only when listed)
+  --cache-indexed-fields LIST  resource=field,... with an index of their own (default pods=spec.nodeName)
+  --cache-page-size N          page size of the cache's own LISTs (default 500)
+  --cache-bookmark-interval SEC  how often a quiet resource proves freshness with a short watch (default 1; 0: never)
+  --cache-freshness-wait SEC   how long a read may wait for the cache to catch up, then it is forwarded (default 3)
+  --cache-snapshot-ttl SEC     how long continue tokens of paged lists stay valid (default 300)
 Other:
   --config FILE                YAML file with any of the options above in camelCase
                                (kubeconfig, context, upstreams, listen, tlsCertFile, tlsPrivateKeyFile,
-                               clientCaFile, writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds);
+                               clientCaFile, writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds,
+                               cacheResources, cacheIndexedFields (lists), cachePageSize,
+                               cacheBookmarkIntervalSeconds, cacheFreshnessWaitSeconds, cacheSnapshotTtlSeconds);
                                flags override it
   --write-kubeconfig FILE      write a kubeconfig that points a client at this proxy with the source
                                context's credentials and the proxy's CA, then keep serving
@@ -48,6 +60,12 @@ export const FLAGS = {
   'metrics-listen': { type: 'string' },
   'log-level': { type: 'string' },
   'shutdown-grace-period': { type: 'string' },
+  'cache-resources': { type: 'string' },
+  'cache-indexed-fields': { type: 'string' },
+  'cache-page-size': { type: 'string' },
+  'cache-bookmark-interval': { type: 'string' },
+  'cache-freshness-wait': { type: 'string' },
+  'cache-snapshot-ttl': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -90,6 +108,20 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     grace = /^\d+(?:\.\d+)?$/.test(text) ? Number(text) : NaN;
     if (!Number.isFinite(grace) || grace < 0) throw new ConfigError('--shutdown-grace-period: must be a number of seconds >= 0');
   }
+  const list = (text: string | undefined) => (text === undefined ? undefined : text.split(',').map((x) => x.trim()).filter((x) => x !== ''));
+  const num = (flag: string, text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    if (!/^\d+(?:\.\d+)?$/.test(text)) throw new ConfigError(`${flag}: must be a number >= 0`);
+    return Number(text);
+  };
+  const cache = cacheConfigFrom({
+    resources: list(v['cache-resources']) ?? file.cacheResources,
+    indexedFields: list(v['cache-indexed-fields']) ?? file.cacheIndexedFields,
+    pageSize: num('--cache-page-size', v['cache-page-size']) ?? file.cachePageSize,
+    bookmarkIntervalSeconds: num('--cache-bookmark-interval', v['cache-bookmark-interval']) ?? file.cacheBookmarkIntervalSeconds,
+    freshnessWaitSeconds: num('--cache-freshness-wait', v['cache-freshness-wait']) ?? file.cacheFreshnessWaitSeconds,
+    snapshotTtlSeconds: num('--cache-snapshot-ttl', v['cache-snapshot-ttl']) ?? file.cacheSnapshotTtlSeconds,
+  });
   const options: ProxyOptions = {
     kubeconfig: v.kubeconfig ?? file.kubeconfig,
     context: v.context ?? file.context,
@@ -102,6 +134,7 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     metricsListen: v['metrics-listen'] !== undefined ? listen('--metrics-listen', v['metrics-listen']) : file.metricsListen ?? listen('--metrics-listen', DEFAULT_METRICS_LISTEN),
     logLevel,
     shutdownGracePeriodSeconds: grace,
+    cache,
   };
   if ((options.tlsCertFile === undefined) !== (options.tlsPrivateKeyFile === undefined)) {
     throw new ConfigError('--tls-cert-file and --tls-private-key-file must be given together');

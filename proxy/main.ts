@@ -13,6 +13,10 @@ import { startProxyServer, type ProxyServer } from './server.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
 import { generateSelfSignedCert } from './self-signed-cert.js';
 import { writeProxyKubeconfig } from './write-kubeconfig.js';
+import type { ReadinessCheck } from './health-server.js';
+import { cacheUpstream } from './cache-upstream.js';
+import { ResourceCache } from '../cache/resource-cache.js';
+import { createCacheMetrics } from '../cache/metrics.js';
 
 export interface RunningProxy {
   readonly server: ProxyServer;
@@ -20,6 +24,7 @@ export interface RunningProxy {
   /** The URL clients use (loopback when listening on all interfaces). */
   readonly url: string;
   readonly caPem: string;
+  readonly cache: ResourceCache | undefined;
   shutdown(): Promise<void>;
 }
 
@@ -92,43 +97,51 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  let server: ProxyServer;
-  try {
-    server = await startProxyServer({ host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa }, upstreams: upstreams.set, log, registry });
-  } catch (err) {
-    await upstreams.stop();
-    throw new ConfigError(`--listen: ${err instanceof Error ? err.message : String(err)}`);
+  // Undone in reverse order when a later step fails, and on shutdown.
+  const stops: Array<() => Promise<void>> = [() => upstreams.stop()];
+  const undo = async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
+  const step = async <T>(flag: string, f: () => Promise<T> | T): Promise<T> => {
+    try {
+      return await f();
+    } catch (err) {
+      await undo();
+      throw new ConfigError(`${flag}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+
+  let cache: ResourceCache | undefined;
+  if (o.cache) {
+    cache = new ResourceCache({ upstream: cacheUpstream(upstreams.set), config: o.cache, log, metrics: createCacheMetrics(registry) });
+    cache.start();
+    const c = cache;
+    stops.push(() => c.stop());
   }
-  let health: HealthServer;
-  try {
-    health = await startHealthServer({
-      host: o.metricsListen.host, port: o.metricsListen.port, registry,
-      readiness: [() => (server.draining ? 'shutting down' : undefined)],
+  const server = await step('--listen', () => startProxyServer({ host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa }, upstreams: upstreams.set, log, registry, cache }));
+  stops.push(() => server.shutdown(o.shutdownGracePeriodSeconds * 1000));
+  const readiness: ReadinessCheck[] = [() => (server.draining ? 'shutting down' : undefined)];
+  if (cache) {
+    const c = cache;
+    readiness.push(() => {
+      const pending = c.notSynced();
+      return pending.length > 0 ? `cache not synced: ${pending.join(', ')}` : undefined;
     });
-  } catch (err) {
-    await server.shutdown(0);
-    await upstreams.stop();
-    throw new ConfigError(`--metrics-listen: ${err instanceof Error ? err.message : String(err)}`);
   }
+  const health = await step('--metrics-listen', () => startHealthServer({ host: o.metricsListen.host, port: o.metricsListen.port, registry, readiness }));
+  stops.push(() => health.close());
   const url = `https://${clientHost(o.listen.host)}:${server.port}`;
   const caPem = Buffer.from(cert).toString('utf8');
-  if (o.writeKubeconfig) {
-    try {
-      writeProxyKubeconfig(o.writeKubeconfig, kc, url, caPem);
-    } catch (err) {
-      await server.shutdown(0);
-      await health.close();
-      await upstreams.stop();
-      throw new ConfigError(`--write-kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
+  const kubeconfigOut = o.writeKubeconfig;
+  if (kubeconfigOut) await step('--write-kubeconfig', () => writeProxyKubeconfig(kubeconfigOut, kc, url, caPem));
   log.info({ url, metricsPort: health.port, upstreams: upstreams.set.targets.map((t) => t.origin.origin) }, 'kube-cache-proxy serving');
+  let stopping: Promise<void> | undefined;
   return {
-    server, health, url, caPem,
-    async shutdown() {
-      await server.shutdown(o.shutdownGracePeriodSeconds * 1000);
-      await health.close();
-      await upstreams.stop();
+    server, health, url, caPem, cache,
+    shutdown() {
+      // Drain first, while /readyz still answers (503, "shutting down"); then everything else.
+      stopping ??= server.shutdown(o.shutdownGracePeriodSeconds * 1000).then(undo);
+      return stopping;
     },
   };
 }

@@ -1,4 +1,5 @@
 // The proxy's options: defaults, overridden by the --config file, overridden by flags.
+import type { CacheConfig } from '../cache/config.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -17,6 +18,8 @@ export interface ProxyOptions {
   readonly metricsListen: ListenAddress;
   readonly logLevel: LogLevel;
   readonly shutdownGracePeriodSeconds: number;
+  /** The watch-fed cache; undefined: every request passes through. */
+  readonly cache: CacheConfig | undefined;
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

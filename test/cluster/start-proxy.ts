@@ -9,6 +9,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { runProxy } from '../../proxy/main.js';
 import type { ProxyOptions } from '../../proxy/options.js';
 import { TestCluster } from './cluster.js';
+import { DEFAULT_CACHE_CONFIG } from '../../cache/config.js';
 import { repoRoot } from './paths.js';
 
 function currentContextUsable(): boolean {
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     writeKubeconfig: join(state, 'proxy.kubeconfig'),
     metricsListen: { host: '127.0.0.1', port: Number(process.env['METRICS_PORT'] ?? 9443) },
     logLevel: 'info', shutdownGracePeriodSeconds: 10,
+    cache: DEFAULT_CACHE_CONFIG,
   };
   let options = base;
   if (currentContextUsable()) {

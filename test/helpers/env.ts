@@ -37,6 +37,7 @@ export async function startTestProxy(cluster: TestCluster, overrides: Partial<Pr
     metricsListen: { host: '127.0.0.1', port: 0 },
     logLevel: 'silent',
     shutdownGracePeriodSeconds: 5,
+    cache: undefined,
     ...overrides,
   };
   const log = pino({ level: process.env['KCP_TEST_LOG_LEVEL'] ?? options.logLevel });

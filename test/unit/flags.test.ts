@@ -1,5 +1,6 @@
 // parseFlags: every flag, the listen forms, the errors, and flags over the --config file.
 import { test, after } from 'node:test';
+import { cacheConfigFrom } from '../../proxy/cache-options.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +47,7 @@ const DEFAULTS: ProxyOptions = {
   metricsListen: { host: '0.0.0.0', port: 9443 },
   logLevel: 'info',
   shutdownGracePeriodSeconds: 30,
+  cache: cacheConfigFrom({}),
 };
 
 test('no flags: the defaults', () => {
@@ -204,6 +206,7 @@ test('flags override the config file, field by field; unset flags keep its value
     metricsListen: { host: '::1', port: 2222 },
     logLevel: 'warn',
     shutdownGracePeriodSeconds: 7,
+    cache: cacheConfigFrom({}),
   };
   assert.deepEqual(options(['--config', cfg]), fromFile);
   const overrides: Array<[string[], Partial<ProxyOptions>]> = [
@@ -234,4 +237,31 @@ test('a bad config file fails even when flags would override its bad field', () 
   fails(['--config', cfg, '--listen', ':1'], /field "listen" must be host:port/);
   const unknown = file('unknown.yaml', 'listenAddress: ":1"\n');
   fails(['--config', unknown], /unknown field "listenAddress"/);
+});
+
+test('cache flags: resources, indexed fields, numbers; errors name the flag', () => {
+  const parsed = parseFlags(['--cache-resources', 'pods,secrets,deployments.apps,widgets.example.com/v1beta1', '--cache-indexed-fields', 'pods=spec.nodeName,pods=status.phase,secrets=type',
+    '--cache-page-size', '100', '--cache-bookmark-interval', '0.5', '--cache-freshness-wait', '2', '--cache-snapshot-ttl', '60']);
+  assert.ok(!parsed.help);
+  const c = parsed.options.cache;
+  assert.ok(c);
+  assert.deepEqual(c.resources.map((r) => [r.group, r.version, r.resource, r.indexedFields]), [
+    ['', 'v1', 'pods', ['spec.nodeName', 'status.phase']],
+    ['', 'v1', 'secrets', ['type']],
+    ['apps', 'v1', 'deployments', []],
+    ['example.com', 'v1beta1', 'widgets', []],
+  ]);
+  assert.equal(c.pageSize, 100);
+  assert.equal(c.bookmarkIntervalSeconds, 0.5);
+  assert.equal(c.freshnessBudgetMs, 2000);
+  assert.equal(c.snapshots.ttlSeconds, 60);
+  const off = parseFlags(['--cache-resources', 'none']);
+  assert.ok(!off.help && off.options.cache === undefined);
+  fails(['--cache-resources', 'Pods!'], /--cache-resources/);
+  fails(['--cache-resources', 'widgets.example.com'], /--cache-resources.*version/);
+  fails(['--cache-indexed-fields', 'pods'], /--cache-indexed-fields/);
+  fails(['--cache-indexed-fields', 'secrets=type'], /--cache-indexed-fields: secrets is not a cached resource/);
+  fails(['--cache-page-size', '0'], /--cache-page-size/);
+  fails(['--cache-page-size', 'x'], /--cache-page-size/);
+  fails(['--cache-freshness-wait', '-1'], /--cache-freshness-wait/);
 });
