@@ -324,8 +324,10 @@ export class Reflector {
         const o: unknown = JSON.parse(objBytes.toString('utf8'));
         const meta = typeof o === 'object' && o !== null && 'metadata' in o ? o.metadata : undefined;
         const rv = parseResourceVersion(typeof meta === 'object' && meta !== null && 'resourceVersion' in meta ? meta.resourceVersion : undefined);
-        if (rv !== undefined) this.#advance(rv);
-        this.#o.metrics.bookmark(this.name);
+        if (rv !== undefined && rv > this.#rv) {
+          this.#o.metrics.bookmark(this.name);
+          this.#advance(rv);
+        }
         return;
       }
       case 'ERROR':
