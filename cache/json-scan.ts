@@ -73,6 +73,8 @@ export function listItemRanges(buf: Buffer): Array<[number, number]> {
     if (buf[i] !== OPEN_BRACKET) return out; // "items":null
     i++;
     while (buf[i] !== CLOSE_BRACKET) {
+      // A truncated body would otherwise loop forever (skipValue makes no progress past the end).
+      if (i >= buf.length) throw new Error('unterminated items array');
       if (buf[i] === COMMA) i++;
       const start = i;
       i = skipValue(buf, i);

@@ -46,10 +46,13 @@ export function parseListOptions(q: Query, fieldSet: FieldSet): ListOptions | Fo
   const cont = first(q, 'continue');
   const limitText = first(q, 'limit');
   let limit = 0;
-  if (limitText !== '') {
+  // The apiserver parses a present limit/timeoutSeconds with strconv.ParseInt, so `limit=` is a 400:
+  // anything but plain digits is forwarded for the apiserver to judge.
+  if (q.has('limit')) {
     if (!/^[0-9]{1,15}$/.test(limitText)) return { forward: 'invalid_limit' };
     limit = Number(limitText);
   }
+  if (q.has('timeoutSeconds') && !/^[0-9]{1,15}$/.test(first(q, 'timeoutSeconds'))) return { forward: 'invalid_timeout' };
   const labels = parseLabelSelector(first(q, 'labelSelector'));
   if (isLabelSelectorError(labels)) return { forward: 'unsupported_selector' };
   const fields = parseFieldSelector(first(q, 'fieldSelector'));
@@ -62,8 +65,10 @@ export function parseListOptions(q: Query, fieldSet: FieldSet): ListOptions | Fo
     if (!isSnapshotToken(cont)) return { forward: 'foreign_continue' };
     return { mode: { kind: 'consistent' }, limit, continueToken: cont, labels, fields };
   }
+  // resourceVersionMatch without resourceVersion is a 422, whatever the match.
+  if (rv === '' && match !== '') return { forward: 'invalid_rv' };
   if (match !== '' && match !== 'NotOlderThan') return { forward: match === 'Exact' ? 'exact_rv' : 'invalid_rv' };
-  if (rv === '') return match === '' ? { mode: { kind: 'consistent' }, limit, continueToken: undefined, labels, fields } : { forward: 'invalid_rv' };
+  if (rv === '') return { mode: { kind: 'consistent' }, limit, continueToken: undefined, labels, fields };
   // resourceVersion=0: any state; the watch cache ignores limit then (whole list, no continue).
   if (rv === '0') return { mode: { kind: 'any' }, limit: 0, continueToken: undefined, labels, fields };
   const n = parseResourceVersion(rv);

@@ -41,8 +41,9 @@ export async function readList(cache: ResourceCache, cr: CachedResource, o: List
   const store = r.store;
   if (!store) return { kind: 'forward', reason: 'not_synced' };
   const sel = store.select({ namespace, labels: o.labels, fields: o.fields });
-  cache.metrics.served(cr.name, 'list', sel.index);
   const page = cache.snapshots.firstPage({ scope, resourceVersion: r.resourceVersion, items: sel.items, withSelectors: !o.labels.empty || !o.fields.empty }, o.limit);
+  if (page === 'too_large') return { kind: 'forward', reason: 'snapshot_too_large' };
+  cache.metrics.served(cr.name, 'list', sel.index);
   return { kind: 'page', page };
 }
 

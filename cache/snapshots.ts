@@ -37,12 +37,14 @@ export type PageLookup = Page | 'expired' | 'mismatch';
 
 export class SnapshotStore {
   readonly #lru: LRUCache<string, Snapshot>;
+  readonly #maxBytes: number;
 
   constructor(limits: SnapshotLimits) {
+    this.#maxBytes = limits.maxBytes;
     this.#lru = new LRUCache<string, Snapshot>({
       max: limits.maxSnapshots,
       maxSize: limits.maxBytes,
-      sizeCalculation: (s) => Math.max(1, s.items.reduce((n, o) => n + o.item.length, 0)),
+      sizeCalculation: snapshotSize,
       ttl: limits.ttlSeconds * 1000,
       ttlAutopurge: false,
     });
@@ -52,11 +54,15 @@ export class SnapshotStore {
     return this.#lru.size;
   }
 
-  /** The first page of a fresh selection; a snapshot is kept only when there is more. */
-  firstPage(snapshot: Snapshot, limit: number): Page {
+  /**
+   * The first page of a fresh selection; a snapshot is kept only when there is more. 'too_large'
+   * when the snapshot alone exceeds the byte bound (its continue token could never be honoured).
+   */
+  firstPage(snapshot: Snapshot, limit: number): Page | 'too_large' {
     if (limit <= 0 || snapshot.items.length <= limit) {
       return { items: snapshot.items, continueToken: undefined, remainingItemCount: undefined, resourceVersion: snapshot.resourceVersion };
     }
+    if (snapshotSize(snapshot) > this.#maxBytes) return 'too_large';
     const id = randomBytes(12).toString('base64url');
     this.#lru.set(id, snapshot);
     return this.#page(id, snapshot, 0, limit);
@@ -83,4 +89,10 @@ export class SnapshotStore {
       resourceVersion: s.resourceVersion,
     };
   }
+}
+
+function snapshotSize(s: Snapshot): number {
+  let n = 1;
+  for (const o of s.items) n += o.item.length;
+  return n;
 }

@@ -20,8 +20,10 @@ type Extract = (o: Json) => Record<string, string>;
 const podFields: Extract = (o) => {
   const spec = obj(o['spec']);
   const status = obj(o['status']);
+  // Upstream reads the internal PodIPs[0]; the v1→internal conversion puts a non-empty v1
+  // status.podIP first (it wins over a differing podIPs[0]), else copies status.podIPs.
   const podIPs = status['podIPs'];
-  const first = Array.isArray(podIPs) && podIPs.length > 0 ? str(obj(podIPs[0])['ip']) : '';
+  const first = str(status['podIP']) || (Array.isArray(podIPs) && podIPs.length > 0 ? str(obj(podIPs[0])['ip']) : '');
   return {
     'spec.nodeName': str(spec['nodeName']),
     'spec.restartPolicy': str(spec['restartPolicy']),
@@ -36,6 +38,8 @@ const podFields: Extract = (o) => {
 
 const eventFields: Extract = (o) => {
   const io = obj(o['involvedObject']);
+  // core/v1 `reportingComponent` is the internal ReportingController; `source` falls back to it.
+  const reporting = str(o['reportingComponent']);
   return {
     'involvedObject.kind': str(io['kind']),
     'involvedObject.namespace': str(io['namespace']),
@@ -45,8 +49,8 @@ const eventFields: Extract = (o) => {
     'involvedObject.resourceVersion': str(io['resourceVersion']),
     'involvedObject.fieldPath': str(io['fieldPath']),
     reason: str(o['reason']),
-    reportingComponent: str(o['reportingComponent']),
-    source: str(obj(o['source'])['component']),
+    reportingComponent: reporting,
+    source: str(obj(o['source'])['component']) || reporting,
     type: str(o['type']),
   };
 };
