@@ -17,6 +17,11 @@ export interface CacheConfig {
   /** How long a read may wait for the cache to reach the resourceVersion it needs; then it is forwarded. */
   readonly freshnessBudgetMs: number;
   readonly snapshots: { readonly maxSnapshots: number; readonly maxBytes: number; readonly ttlSeconds: number };
+  /**
+   * How long an "allowed" answer to a probe may stand in for the next probe of a resourceVersion=0
+   * read with the same credentials and attributes (0: every read is probed).
+   */
+  readonly authorizationTtlSeconds: number;
 }
 
 export const DEFAULT_CACHED_RESOURCES: readonly CachedResourceConfig[] = [
@@ -34,6 +39,7 @@ export const DEFAULT_CACHE_CONFIG: CacheConfig = {
   bookmarkIntervalSeconds: 1,
   freshnessBudgetMs: 3000,
   snapshots: { maxSnapshots: 1000, maxBytes: 512 * 1024 * 1024, ttlSeconds: 300 },
+  authorizationTtlSeconds: 0,
 };
 
 /**

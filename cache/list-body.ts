@@ -18,7 +18,9 @@ export interface ListMeta {
 
 function metaJson(m: ListMeta, sorted: boolean): string {
   const rv = `"resourceVersion":"${m.resourceVersion}"`;
-  const cont = m.continueToken !== undefined ? `"continue":${JSON.stringify(m.continueToken)}` : undefined;
+  // Custom resources are unstructured lists: the apiserver always writes continue, "" when done.
+  const token = sorted ? m.continueToken ?? '' : m.continueToken;
+  const cont = token !== undefined ? `"continue":${JSON.stringify(token)}` : undefined;
   const rem = m.remainingItemCount !== undefined ? `"remainingItemCount":${m.remainingItemCount}` : undefined;
   const parts = sorted ? [cont, rem, rv] : [rv, cont, rem];
   return `{${parts.filter((p) => p !== undefined).join(',')}}`;
@@ -27,14 +29,27 @@ function metaJson(m: ListMeta, sorted: boolean): string {
 const CHUNK = 64 * 1024;
 const COMMA = Buffer.from(',');
 
-/** The list body in chunks of about 64 KiB (items are concatenated, not re-encoded). */
-export function* listBody(t: BodyType, m: ListMeta, items: readonly StoredObject[]): Generator<Buffer> {
+function headAndTail(t: BodyType, m: ListMeta): [string, string] {
   const listKind = JSON.stringify(`${t.kind}List`);
   const apiVersion = JSON.stringify(t.apiVersion);
   const head = t.sortedKeys
     ? `{"apiVersion":${apiVersion},"items":[`
     : `{"kind":${listKind},"apiVersion":${apiVersion},"metadata":${metaJson(m, false)},"items":[`;
   const tail = t.sortedKeys ? `],"kind":${listKind},"metadata":${metaJson(m, true)}}\n` : ']}\n';
+  return [head, tail];
+}
+
+/** The exact length in bytes of what listBody yields. */
+export function listBodySize(t: BodyType, m: ListMeta, items: readonly StoredObject[]): number {
+  const [head, tail] = headAndTail(t, m);
+  let n = Buffer.byteLength(head) + Buffer.byteLength(tail) + Math.max(0, items.length - 1);
+  for (const o of items) n += o.item.length;
+  return n;
+}
+
+/** The list body in chunks of about 64 KiB (items are concatenated, not re-encoded). */
+export function* listBody(t: BodyType, m: ListMeta, items: readonly StoredObject[]): Generator<Buffer> {
+  const [head, tail] = headAndTail(t, m);
   let batch: Buffer[] = [Buffer.from(head)];
   let size = batch[0]?.length ?? 0;
   for (let i = 0; i < items.length; i++) {

@@ -10,6 +10,7 @@ export interface RawCacheOptions {
   readonly bookmarkIntervalSeconds?: number | undefined;
   readonly freshnessWaitSeconds?: number | undefined;
   readonly snapshotTtlSeconds?: number | undefined;
+  readonly authorizationTtlSeconds?: number | undefined;
 }
 
 /** The cache configuration, or undefined when caching is off (`--cache-resources none`). */
@@ -48,5 +49,6 @@ export function cacheConfigFrom(raw: RawCacheOptions): CacheConfig | undefined {
     bookmarkIntervalSeconds: positive('--cache-bookmark-interval', raw.bookmarkIntervalSeconds, DEFAULT_CACHE_CONFIG.bookmarkIntervalSeconds, false),
     freshnessBudgetMs: positive('--cache-freshness-wait', raw.freshnessWaitSeconds, DEFAULT_CACHE_CONFIG.freshnessBudgetMs / 1000, false) * 1000,
     snapshots: { ...DEFAULT_CACHE_CONFIG.snapshots, ttlSeconds: positive('--cache-snapshot-ttl', raw.snapshotTtlSeconds, DEFAULT_CACHE_CONFIG.snapshots.ttlSeconds, false) },
+    authorizationTtlSeconds: positive('--cache-authorization-ttl', raw.authorizationTtlSeconds, DEFAULT_CACHE_CONFIG.authorizationTtlSeconds, false),
   };
 }

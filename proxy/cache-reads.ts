@@ -15,11 +15,12 @@ import { sendStatus } from './status.js';
 import { acceptsGzip, jsonAnswerRefusal, wantsPretty } from './content-negotiation.js';
 import { isForward, parseListOptions } from '../cache/list-options.js';
 import { listScope, readList, readObject } from '../cache/reads.js';
-import { listBody, objectBody } from '../cache/list-body.js';
+import { listBody, listBodySize, objectBody } from '../cache/list-body.js';
 import { readBody } from '../cache/upstream.js';
 import { topLevelMember } from '../cache/json-scan.js';
 import { parseResourceVersion } from '../cache/resource-version.js';
 import type { CachedResource, ResourceCache } from '../cache/resource-cache.js';
+import type { AuthorizationCache } from './authorization-cache.js';
 
 export type CacheOutcome =
   | { readonly served: true; readonly code: number; readonly bytes: number }
@@ -42,9 +43,12 @@ export function cacheCandidate(cache: ResourceCache, method: string, info: Reque
   return cache.lookup(info.apiGroup, info.apiVersion, info.resource);
 }
 
-export async function serveFromCache(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: ProxyContext & { cache: ResourceCache }): Promise<CacheOutcome> {
+type CacheContext = ProxyContext & { readonly cache: ResourceCache; readonly authorization: AuthorizationCache };
+
+export async function serveFromCache(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: CacheContext): Promise<CacheOutcome> {
   if (info.queryLossy) return forward('unparsed_query');
-  const refusal = jsonAnswerRefusal(req.headers.accept);
+  // Go's Header.Get: the first of several header lines (Node would join them).
+  const refusal = jsonAnswerRefusal(req.headersDistinct['accept']?.[0]);
   if (refusal) return forward(refusal);
   if (wantsPretty(req.headers['user-agent'])) return forward('pretty');
   if (info.verb === 'get') return serveGet(req, res, info, cr, f, ctx);
@@ -53,11 +57,18 @@ export async function serveFromCache(req: IncomingMessage, res: ServerResponse, 
   if (isForward(opts)) return forward(opts.forward);
   if (!cr.reflector.synced && opts.continueToken === undefined) return forward('not_synced');
   const namespace = info.namespace || undefined;
-  const p = await probe(req, info, f, ctx, true);
-  if (p.kind === 'fail') return forward(p.reason);
-  if (p.kind === 'reply') return writeReply(res, p);
+  // resourceVersion=0 needs no freshness proof: a remembered authorization may stand in for the probe.
+  const authzKey = opts.mode.kind === 'any' ? ctx.authorization.key(req, info, f) : undefined;
+  let probed: { rv: bigint | undefined; headers: Record<string, string> } = { rv: undefined, headers: {} };
+  if (!ctx.authorization.allowed(authzKey)) {
+    const p = await probe(req, info, f, ctx, true);
+    if (p.kind === 'fail') return forward(p.reason);
+    if (p.kind === 'reply') return writeReply(res, p);
+    ctx.authorization.remember(authzKey);
+    probed = p;
+  }
   const scope = listScope(cr, namespace, info.query.get('labelSelector')?.[0] ?? '', info.query.get('fieldSelector')?.[0] ?? '');
-  const answer = await readList(ctx.cache, cr, opts, namespace, scope, p.rv);
+  const answer = await readList(ctx.cache, cr, opts, namespace, scope, probed.rv);
   if (answer.kind === 'forward') return forward(answer.reason);
   if (answer.kind === 'expired') {
     sendStatus(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
@@ -65,21 +76,27 @@ export async function serveFromCache(req: IncomingMessage, res: ServerResponse, 
   }
   const { page } = answer;
   const total = page.items.reduce((n, o) => n + o.item.length + 1, 256);
-  const bytes = await writeChunks(req, res, p.headers, listBody(cr.body, {
+  const bytes = await writeChunks(req, res, probed.headers, listBody(cr.body, {
     resourceVersion: page.resourceVersion, continueToken: page.continueToken, remainingItemCount: page.remainingItemCount,
   }, page.items), total);
   return { served: true, code: 200, bytes };
 }
 
-async function serveGet(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: ProxyContext & { cache: ResourceCache }): Promise<CacheOutcome> {
+async function serveGet(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: CacheContext): Promise<CacheOutcome> {
   // GET with resourceVersion unset is a quorum read: the probe would cost as much as the GET.
   for (const k of info.query.keys()) if (k !== 'resourceVersion') return forward(k === 'pretty' ? 'pretty' : 'unknown_parameter');
   const rv = info.query.get('resourceVersion')?.[0];
   if (rv !== '0') return forward(rv === undefined || rv === '' ? 'get_consistent' : 'get_rv');
   if (!cr.reflector.synced) return forward('not_synced');
-  const p = await probe(req, info, f, ctx, false);
-  if (p.kind === 'fail') return forward(p.reason);
-  if (p.kind === 'reply') return writeReply(res, p);
+  const authzKey = ctx.authorization.key(req, info, f);
+  let headers: Record<string, string> = {};
+  if (!ctx.authorization.allowed(authzKey)) {
+    const p = await probe(req, info, f, ctx, false);
+    if (p.kind === 'fail') return forward(p.reason);
+    if (p.kind === 'reply') return writeReply(res, p);
+    ctx.authorization.remember(authzKey);
+    headers = p.headers;
+  }
   const answer = readObject(ctx.cache, cr, info.namespace, info.name);
   if (answer.kind === 'forward') return forward(answer.reason);
   if (answer.kind === 'notFound') {
@@ -89,7 +106,7 @@ async function serveGet(req: IncomingMessage, res: ServerResponse, info: Request
     return { served: true, code: 404, bytes: 0 };
   }
   const body = objectBody(cr.body, answer.object);
-  const bytes = await writeChunks(req, res, p.headers, [body], body.length);
+  const bytes = await writeChunks(req, res, headers, [body], body.length);
   return { served: true, code: 200, bytes };
 }
 
@@ -117,7 +134,9 @@ async function probe(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx
   }
   const body = await readBody(up.body, 64 << 20).catch(() => undefined);
   if (!body) return { kind: 'fail', reason: 'probe_failed' };
-  if (up.statusCode === 401 || up.statusCode === 403) return { kind: 'reply', status: up.statusCode, headers: up.headers, body };
+  // 401/403 are the answer to the read itself; for a GET the probe is the very request, so any
+  // answer but 200 is.
+  if (up.statusCode === 401 || up.statusCode === 403 || (!list && up.statusCode !== 200)) return { kind: 'reply', status: up.statusCode, headers: up.headers, body };
   if (up.statusCode !== 200) return { kind: 'fail', reason: `probe_${up.statusCode}` };
   const pass: Record<string, string> = {};
   for (const h of PROBE_HEADERS) {
@@ -146,9 +165,12 @@ function writeReply(res: ServerResponse, p: Extract<Probe, { kind: 'reply' }>): 
   return { served: true, code: p.status, bytes: p.body.length };
 }
 
-/** Writes the body with backpressure, gzip (level 1, off the event loop) when the client takes it and it is large. */
-async function writeChunks(req: IncomingMessage, res: ServerResponse, extra: Record<string, string>, chunks: Iterable<Buffer>, approxSize: number): Promise<number> {
-  const gzip = approxSize > GZIP_MIN_BYTES && acceptsGzip(req.headers['accept-encoding']);
+/**
+ * Writes the body with backpressure, gzip (level 1, off the event loop) when the client takes it and
+ * the body is larger than the apiserver's threshold (it compresses a body of more than 128 KiB).
+ */
+async function writeChunks(req: IncomingMessage, res: ServerResponse, extra: Record<string, string>, chunks: Iterable<Buffer>, size: number): Promise<number> {
+  const gzip = size > GZIP_MIN_BYTES && acceptsGzip(req.headersDistinct['accept-encoding']?.[0]);
   const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-cache, private', ...extra };
   if (gzip) {
     headers['content-encoding'] = 'gzip';

@@ -25,6 +25,7 @@ const SCHEMA: Readonly<Record<string, FieldType>> = {
   cacheBookmarkIntervalSeconds: 'seconds',
   cacheFreshnessWaitSeconds: 'seconds',
   cacheSnapshotTtlSeconds: 'seconds',
+  cacheAuthorizationTtlSeconds: 'seconds',
 };
 
 export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOptions, 'cache'>]: ProxyOptions[K] }> & {
@@ -34,6 +35,7 @@ export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOpt
   cacheBookmarkIntervalSeconds?: number;
   cacheFreshnessWaitSeconds?: number;
   cacheSnapshotTtlSeconds?: number;
+  cacheAuthorizationTtlSeconds?: number;
 };
 
 function check(file: string, key: string, type: FieldType, v: unknown): ConfigFileOptions[keyof ConfigFileOptions] {

@@ -4,6 +4,7 @@ import type { UpstreamSet } from './upstream.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { InflightTracker } from './inflight.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
+import type { AuthorizationCache } from './authorization-cache.js';
 
 export interface ProxyContext {
   readonly upstreams: UpstreamSet;
@@ -14,4 +15,6 @@ export interface ProxyContext {
   readonly inflight: InflightTracker;
   /** The watch-fed cache, when enabled. */
   readonly cache?: ResourceCache | undefined;
+  /** Remembered authorizations for resourceVersion=0 reads (off unless --cache-authorization-ttl). */
+  readonly authorization: AuthorizationCache;
 }

@@ -33,12 +33,16 @@ Cache (LIST and GET resourceVersion=0 answered from watch-fed memory, same answe
   --cache-bookmark-interval SEC  how often a quiet resource proves freshness with a short watch (default 1; 0: never)
   --cache-freshness-wait SEC   how long a read may wait for the cache to catch up, then it is forwarded (default 3)
   --cache-snapshot-ttl SEC     how long continue tokens of paged lists stay valid (default 300)
+  --cache-authorization-ttl SEC  let an allowed probe stand in for later ones of the same client and
+                               request for resourceVersion=0 reads, trading up to SEC of revocation delay
+                               for fewer apiserver round trips (default 0: every read is probed)
 Other:
   --config FILE                YAML file with any of the options above in camelCase
                                (kubeconfig, context, upstreams, listen, tlsCertFile, tlsPrivateKeyFile,
                                clientCaFile, writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds,
                                cacheResources, cacheIndexedFields (lists), cachePageSize,
-                               cacheBookmarkIntervalSeconds, cacheFreshnessWaitSeconds, cacheSnapshotTtlSeconds);
+                               cacheBookmarkIntervalSeconds, cacheFreshnessWaitSeconds, cacheSnapshotTtlSeconds,
+                               cacheAuthorizationTtlSeconds);
                                flags override it
   --write-kubeconfig FILE      write a kubeconfig that points a client at this proxy with the source
                                context's credentials and the proxy's CA, then keep serving
@@ -66,6 +70,7 @@ export const FLAGS = {
   'cache-bookmark-interval': { type: 'string' },
   'cache-freshness-wait': { type: 'string' },
   'cache-snapshot-ttl': { type: 'string' },
+  'cache-authorization-ttl': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -121,6 +126,7 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     bookmarkIntervalSeconds: num('--cache-bookmark-interval', v['cache-bookmark-interval']) ?? file.cacheBookmarkIntervalSeconds,
     freshnessWaitSeconds: num('--cache-freshness-wait', v['cache-freshness-wait']) ?? file.cacheFreshnessWaitSeconds,
     snapshotTtlSeconds: num('--cache-snapshot-ttl', v['cache-snapshot-ttl']) ?? file.cacheSnapshotTtlSeconds,
+    authorizationTtlSeconds: num('--cache-authorization-ttl', v['cache-authorization-ttl']) ?? file.cacheAuthorizationTtlSeconds,
   });
   const options: ProxyOptions = {
     kubeconfig: v.kubeconfig ?? file.kubeconfig,

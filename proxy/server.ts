@@ -14,6 +14,7 @@ import { sendStatus, statusBody } from './status.js';
 import type { UpstreamSet } from './upstream.js';
 import type { ProxyContext } from './context.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
+import { AuthorizationCache } from './authorization-cache.js';
 
 export interface ProxyServerOptions {
   readonly host: string;
@@ -118,6 +119,7 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     metrics: createProxyMetrics(o.registry),
     inflight: new InflightTracker(),
     cache: o.cache,
+    authorization: new AuthorizationCache({ ttlSeconds: o.cache?.config.authorizationTtlSeconds ?? 0, max: 100_000 }),
   };
   const answered = new WeakSet<Duplex>();
   /** Every HTTP request: refused here when malformed or while shutting down, else forwarded. */

@@ -74,7 +74,7 @@ function sortKeys(v: unknown): unknown {
 test('listBody (CRD): keys sorted at every level, items keep kind/apiVersion', () => {
   const widget = (name: string) => storedObject(Buffer.from(`{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"${name}","namespace":"ns","resourceVersion":"4"},"spec":{"size":1}}`), WIDGETS, true);
   for (const [objs, m, wantMeta] of [
-    [[], meta(9n), '{"resourceVersion":"9"}'],
+    [[], meta(9n), '{"continue":"","resourceVersion":"9"}'],
     [[widget('a')], meta(9n, 'c'), '{"continue":"c","resourceVersion":"9"}'],
     [[widget('a'), widget('b')], meta(9n, 'c', 2), '{"continue":"c","remainingItemCount":2,"resourceVersion":"9"}'],
   ] as Array<[StoredObject[], ListMeta, string]>) {
