@@ -1,0 +1,128 @@
+// The benchmark's flags.
+
+export interface BenchOptions {
+  readonly nodes: number;
+  readonly pods: number;
+  readonly namespaces: number;
+  readonly configMapsPerNamespace: number;
+  /** Requests per case and target (direct, proxy) for the cheap cases. */
+  readonly requests: number;
+  readonly concurrency: number;
+  /** Requests per target for the full LIST of all pods, and its concurrency. */
+  readonly fullRequests: number;
+  readonly fullConcurrency: number;
+  readonly populateConcurrency: number;
+  readonly settleSeconds: number;
+  readonly mixedSeconds: number;
+  readonly writesPerSecond: number;
+  readonly seed: number;
+  readonly keepCluster: boolean;
+  readonly writeReadme: boolean;
+  readonly out: string | undefined;
+  /** Extra flags for the proxy under test (e.g. --cache-authorization-ttl=10). */
+  readonly proxyArgs: readonly string[];
+}
+
+export const DEFAULTS: BenchOptions = {
+  nodes: 1000,
+  pods: 30000,
+  namespaces: 100,
+  configMapsPerNamespace: 10,
+  requests: 1000,
+  concurrency: 8,
+  fullRequests: 20,
+  fullConcurrency: 2,
+  populateConcurrency: 32,
+  settleSeconds: 10,
+  mixedSeconds: 30,
+  writesPerSecond: 50,
+  seed: 1,
+  keepCluster: false,
+  writeReadme: true,
+  out: undefined,
+  proxyArgs: [],
+};
+
+export const USAGE = `Usage: npm run bench -- [flags]        (or: node dist/bench/run.js [flags])
+
+Starts its own cluster (etcd + 1 kube-apiserver) and the proxy, populates the cluster, and measures
+reads direct to the apiserver versus through the proxy. Results: bench/results/<date>-<scale>.json,
+a Markdown summary on stdout and in bench/README.md.
+
+Scale:
+  --nodes N                  Nodes to create (default ${DEFAULTS.nodes})
+  --pods N                   Pods to create (default ${DEFAULTS.pods})
+  --namespaces N             namespaces the pods are spread over (default ${DEFAULTS.namespaces})
+  --configmaps-per-namespace N  ConfigMaps per namespace, for the mixed workload (default ${DEFAULTS.configMapsPerNamespace})
+Load:
+  --requests N               requests per case and target (default ${DEFAULTS.requests})
+  --concurrency N            concurrent requests (default ${DEFAULTS.concurrency})
+  --full-requests N          requests per target for the full LIST of all pods (default ${DEFAULTS.fullRequests})
+  --full-concurrency N       its concurrency (default ${DEFAULTS.fullConcurrency})
+  --populate-concurrency N   concurrent creates while populating (default ${DEFAULTS.populateConcurrency})
+  --settle-seconds N         wait after the proxy is ready before sampling its memory (default ${DEFAULTS.settleSeconds})
+  --mixed-seconds N          length of the mixed read/write phase (default ${DEFAULTS.mixedSeconds}; 0 skips it)
+  --writes-per-second N      write rate of the mixed phase (default ${DEFAULTS.writesPerSecond})
+  --seed N                   seed of the request mix (default ${DEFAULTS.seed})
+Proxy:
+  --proxy-arg FLAG           an extra flag for the proxy under test, repeatable
+                             (e.g. --proxy-arg=--cache-authorization-ttl=10)
+Output:
+  --out FILE                 results JSON (default bench/results/<ISO date>-<scale>.json)
+  --no-readme                do not rewrite the results section of bench/README.md
+  --keep-cluster             leave the cluster's directory (logs, etcd data) in place
+  -h, --help                 this help
+`;
+
+export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
+  const o: { -readonly [K in keyof BenchOptions]: BenchOptions[K] } = { ...DEFAULTS };
+  const ints: Record<string, keyof BenchOptions> = {
+    '--nodes': 'nodes',
+    '--pods': 'pods',
+    '--namespaces': 'namespaces',
+    '--configmaps-per-namespace': 'configMapsPerNamespace',
+    '--requests': 'requests',
+    '--concurrency': 'concurrency',
+    '--full-requests': 'fullRequests',
+    '--full-concurrency': 'fullConcurrency',
+    '--populate-concurrency': 'populateConcurrency',
+    '--settle-seconds': 'settleSeconds',
+    '--mixed-seconds': 'mixedSeconds',
+    '--writes-per-second': 'writesPerSecond',
+    '--seed': 'seed',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i] ?? '';
+    const eq = raw.indexOf('=');
+    const flag = eq > 0 ? raw.slice(0, eq) : raw;
+    const inline = eq > 0 ? raw.slice(eq + 1) : undefined;
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${flag}: needs a value`);
+      return v;
+    };
+    if (flag === '-h' || flag === '--help') return 'help';
+    if (flag === '--keep-cluster') o.keepCluster = true;
+    else if (flag === '--no-readme') o.writeReadme = false;
+    else if (flag === '--out') o.out = value();
+    else if (flag === '--proxy-arg') o.proxyArgs = [...o.proxyArgs, value()];
+    else {
+      const key = ints[flag];
+      if (!key) throw new Error(`unknown flag ${flag} (see --help)`);
+      const text = value();
+      const n = Number(text);
+      if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n)) throw new Error(`${flag}: not a whole number: ${text}`);
+      (o as Record<string, unknown>)[key] = n;
+    }
+  }
+  for (const k of ['nodes', 'pods', 'namespaces', 'requests', 'concurrency', 'fullRequests', 'fullConcurrency', 'populateConcurrency'] as const) {
+    if (o[k] < 1) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: must be at least 1`);
+  }
+  return o;
+}
+
+/** The scale in a file name: e.g. 1000n-30000p-100ns. */
+export function scaleLabel(o: BenchOptions): string {
+  return `${o.nodes}n-${o.pods}p-${o.namespaces}ns`;
+}
