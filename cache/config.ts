@@ -22,6 +22,13 @@ export interface CacheConfig {
    * read with the same credentials and attributes (0: every read is probed).
    */
   readonly authorizationTtlSeconds: number;
+  /** Watches served from the cache: the event history kept for resuming, and each watcher's queue. */
+  readonly watch: {
+    readonly historyMaxEvents: number;
+    readonly historyMaxAgeSeconds: number;
+    readonly watcherMaxQueuedLines: number;
+    readonly watcherMaxQueuedBytes: number;
+  };
 }
 
 export const DEFAULT_CACHED_RESOURCES: readonly CachedResourceConfig[] = [
@@ -36,10 +43,11 @@ export const DEFAULT_CACHED_RESOURCES: readonly CachedResourceConfig[] = [
 export const DEFAULT_CACHE_CONFIG: CacheConfig = {
   resources: DEFAULT_CACHED_RESOURCES,
   pageSize: 500,
-  bookmarkIntervalSeconds: 1,
+  bookmarkIntervalSeconds: 0.5,
   freshnessBudgetMs: 3000,
   snapshots: { maxSnapshots: 1000, maxBytes: 512 * 1024 * 1024, ttlSeconds: 300 },
   authorizationTtlSeconds: 0,
+  watch: { historyMaxEvents: 10_000, historyMaxAgeSeconds: 300, watcherMaxQueuedLines: 10_000, watcherMaxQueuedBytes: 32 * 1024 * 1024 },
 };
 
 /**

@@ -51,6 +51,12 @@ interface Waiter {
   readonly resolve: (ok: boolean) => void;
 }
 
+/**
+ * A main watch open this long was healthy, even on a quiet resource that delivered nothing; one
+ * that fails sooner (an apiserver accepting and dropping watches) keeps backing off.
+ */
+const HEALTHY_WATCH_MS = 1_000;
+
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const done = () => {
@@ -76,7 +82,14 @@ export class Reflector {
   /** Bumped by every relist: progress from watches of an older store is dropped. */
   #generation = 0;
   #running: Promise<void> | undefined;
+  /** The current main watch has delivered an event or a bookmark. */
+  #watchDelivered = false;
+  /** When the current main watch was answered with 200 (0: not yet). */
+  #watchOpenedAt = 0;
   readonly #listeners = new Set<(e: StoreEvent) => void>();
+  readonly #bookmarkListeners = new Set<(object: Buffer) => void>();
+  #bookmarkSampled = false;
+  #firstListRV: bigint | undefined;
 
   constructor(type: ResourceType, upstream: CacheUpstream, o: ReflectorOptions) {
     this.type = type;
@@ -103,6 +116,11 @@ export class Reflector {
     return this.#rv;
   }
 
+  /** The resourceVersion of the first LIST: every event after it went through onEvent listeners. */
+  get firstListResourceVersion(): bigint | undefined {
+    return this.#firstListRV;
+  }
+
   start(): void {
     this.#running ??= Promise.all([this.#run(), this.#progressLoop()]).then(() => undefined);
   }
@@ -117,6 +135,47 @@ export class Reflector {
   onEvent(listener: (e: StoreEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** The object of a BOOKMARK the apiserver sent (its JSON depends on the type), once. */
+  onBookmarkSample(listener: (object: Buffer) => void): void {
+    this.#bookmarkListeners.add(listener);
+  }
+
+  #sampleBookmark(object: Buffer): void {
+    if (this.#bookmarkSampled) return;
+    this.#bookmarkSampled = true;
+    for (const l of this.#bookmarkListeners) l(object);
+  }
+
+  /**
+   * Asks the apiserver for one bookmark right away: a watch-list whose label selector matches
+   * nothing ends its (empty) initial events with a bookmark.
+   */
+  async #fetchBookmarkSample(signal: AbortSignal): Promise<void> {
+    const abort = new AbortController();
+    const onStop = () => abort.abort();
+    signal.addEventListener('abort', onStop, { once: true });
+    try {
+      const q = `watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&resourceVersion=${this.#rv}` +
+        `&labelSelector=${encodeURIComponent('kube-cache-proxy.invalid/none=none')}&timeoutSeconds=10`;
+      const res = await this.#upstream.get(`${collectionPath(this.type)}?${q}`, abort.signal);
+      if (res.statusCode !== 200) return;
+      const lines = new LineSplitter();
+      for await (const chunk of res.body) {
+        for (const line of lines.push(chunk as Buffer)) {
+          if (eventResourceVersion(line).type !== 'BOOKMARK') continue;
+          const obj = watchEventObject(line).toString('utf8').replace(',"annotations":{"k8s.io/initial-events-end":"true"}', '');
+          this.#sampleBookmark(Buffer.from(obj));
+          return;
+        }
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) this.#o.log.debug({ resource: this.name, err: String(err) }, 'bookmark sample failed');
+    } finally {
+      signal.removeEventListener('abort', onStop);
+      abort.abort();
+    }
   }
 
   /** Resolves true once the store is synced at `rv` or later, false after `timeoutMs`. */
@@ -171,11 +230,18 @@ export class Reflector {
         if (needList) {
           await this.#list(needList, signal);
           needList = undefined;
+          if (!this.#bookmarkSampled) void this.#fetchBookmarkSample(signal);
         }
         await this.#watch(signal);
         failures = 0;
       } catch (err) {
         if (signal.aborted) break;
+        // A watch that delivered events or bookmarks, or stayed open a while, was healthy: its
+        // failure starts the backoff over (else failures from an earlier outage would delay this
+        // reconnect by up to 15 s, while every consistent read waits out its budget).
+        if (this.#watchDelivered || (this.#watchOpenedAt > 0 && Date.now() - this.#watchOpenedAt >= HEALTHY_WATCH_MS)) failures = 0;
+        this.#watchDelivered = false;
+        this.#watchOpenedAt = 0;
         if (err instanceof UpstreamStatusError && err.expired) {
           needList = 'expired';
           this.#o.metrics.watchRestart(this.name, 'expired');
@@ -216,6 +282,7 @@ export class Reflector {
     this.#generation++;
     this.#progress = [];
     this.#rv = 0n;
+    this.#firstListRV ??= rv;
     this.#advance(rv);
     this.#o.metrics.relist(this.name, reason);
     this.#o.metrics.store(this.name, store.size, store.bytes);
@@ -226,11 +293,16 @@ export class Reflector {
   /** After a relist, what changed between the old and the new store, as ordinary events. */
   #emitDiff(before: Store, after: Store): void {
     if (this.#listeners.size === 0) return;
+    // In resourceVersion order, as a watch would have delivered them; deletions, whose resourceVersion
+    // is unknown, come last at the list's.
+    const changed: StoreEvent[] = [];
     for (const o of after.values()) {
       const old = before.get(o.key);
-      if (!old) this.#emit({ type: 'ADDED', object: o, previous: undefined, resourceVersion: o.resourceVersion });
-      else if (old.resourceVersion !== o.resourceVersion) this.#emit({ type: 'MODIFIED', object: o, previous: old, resourceVersion: o.resourceVersion });
+      if (!old) changed.push({ type: 'ADDED', object: o, previous: undefined, resourceVersion: o.resourceVersion });
+      else if (old.resourceVersion !== o.resourceVersion) changed.push({ type: 'MODIFIED', object: o, previous: old, resourceVersion: o.resourceVersion });
     }
+    changed.sort((a, b) => (a.resourceVersion < b.resourceVersion ? -1 : a.resourceVersion > b.resourceVersion ? 1 : 0));
+    for (const e of changed) this.#emit(e);
     for (const o of before.values()) {
       if (!after.get(o.key)) this.#emit({ type: 'DELETED', object: o, previous: o, resourceVersion: this.#rv });
     }
@@ -242,10 +314,13 @@ export class Reflector {
 
   /** The main watch from the current RV; returns when the apiserver ends it (timeoutSeconds). */
   async #watch(stopSignal: AbortSignal): Promise<void> {
+    this.#watchDelivered = false;
+    this.#watchOpenedAt = 0;
     const timeout = 240 + Math.floor(Math.random() * 120);
     const q = `watch=1&allowWatchBookmarks=true&resourceVersion=${this.#rv}&timeoutSeconds=${timeout}`;
     const res = await this.#upstream.get(`${collectionPath(this.type)}?${q}`, stopSignal);
     if (res.statusCode !== 200) throw UpstreamStatusError.fromStatus(res.statusCode, await readBody(res.body, 1 << 20));
+    this.#watchOpenedAt = Date.now();
     const lines = new LineSplitter();
     try {
       for await (const chunk of res.body) {
@@ -264,7 +339,7 @@ export class Reflector {
     if (interval <= 0) return;
     const inFlight = new Set<Promise<void>>();
     while (!signal.aborted) {
-      if (this.#store && inFlight.size < 4) {
+      if (this.#store && inFlight.size < 6) {
         const p: Promise<void> = this.#progressWatch(signal).catch((err: unknown) => {
           this.#o.log.debug({ resource: this.name, err: String(err) }, 'progress watch failed');
         }).finally(() => inFlight.delete(p));
@@ -321,6 +396,8 @@ export class Reflector {
     if (!store) throw new Error('watch without a store');
     switch (type) {
       case 'BOOKMARK': {
+        this.#watchDelivered = true;
+        this.#sampleBookmark(objBytes);
         const o: unknown = JSON.parse(objBytes.toString('utf8'));
         const meta = typeof o === 'object' && o !== null && 'metadata' in o ? o.metadata : undefined;
         const rv = parseResourceVersion(typeof meta === 'object' && meta !== null && 'resourceVersion' in meta ? meta.resourceVersion : undefined);
@@ -336,6 +413,7 @@ export class Reflector {
       case 'MODIFIED':
       case 'DELETED': {
         const obj = storedObject(objBytes, this.#fieldSet, this.type.namespaced);
+        this.#watchDelivered = true;
         if (obj.resourceVersion <= this.#rv) return;
         let previous: StoredObject | undefined;
         if (type === 'DELETED') previous = store.delete(obj.key);

@@ -5,6 +5,7 @@ import { Reflector } from './reflector.js';
 import { readBody, UpstreamStatusError, type CacheUpstream } from './upstream.js';
 import { apiVersionOf, resourceName, type ResourceType } from './resource-type.js';
 import { SnapshotStore } from './snapshots.js';
+import { WatchCache } from './watch-cache.js';
 import { fieldSetFor } from '../indexes/selectable-fields.js';
 import type { BodyType } from './list-body.js';
 import type { CacheConfig, CachedResourceConfig } from './config.js';
@@ -14,6 +15,8 @@ export interface CachedResource {
   readonly name: string;
   readonly reflector: Reflector;
   readonly body: BodyType;
+  /** Client watches served from this resource's cache. */
+  readonly watch: WatchCache;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -51,6 +54,7 @@ export class ResourceCache {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const c of this.#byPath.values()) c.watch.stop();
     await Promise.all([...this.#byPath.values()].map((c) => c.reflector.stop()));
   }
 
@@ -82,7 +86,13 @@ export class ResourceCache {
           log: this.#log,
           metrics: this.metrics,
         });
-        this.#byPath.set(`${r.group}/${r.version}/${r.resource}`, { name, reflector, body });
+        const w = this.config.watch;
+        const watch = new WatchCache({
+          reflector, body, indexedFields: r.indexedFields.filter((f) => !unknown.includes(f)),
+          history: { maxEvents: w.historyMaxEvents, maxAgeMs: w.historyMaxAgeSeconds * 1000 },
+          limits: { maxQueuedLines: w.watcherMaxQueuedLines, maxQueuedBytes: w.watcherMaxQueuedBytes },
+        });
+        this.#byPath.set(`${r.group}/${r.version}/${r.resource}`, { name, reflector, body, watch });
         this.#pending.delete(name);
         reflector.start();
         while (!this.#stopped && !(await reflector.waitFor(1n, 60_000)));

@@ -49,6 +49,7 @@ export function cacheConfigFrom(raw: RawCacheOptions): CacheConfig | undefined {
     bookmarkIntervalSeconds: positive('--cache-bookmark-interval', raw.bookmarkIntervalSeconds, DEFAULT_CACHE_CONFIG.bookmarkIntervalSeconds, false),
     freshnessBudgetMs: positive('--cache-freshness-wait', raw.freshnessWaitSeconds, DEFAULT_CACHE_CONFIG.freshnessBudgetMs / 1000, false) * 1000,
     snapshots: { ...DEFAULT_CACHE_CONFIG.snapshots, ttlSeconds: positive('--cache-snapshot-ttl', raw.snapshotTtlSeconds, DEFAULT_CACHE_CONFIG.snapshots.ttlSeconds, false) },
+    watch: DEFAULT_CACHE_CONFIG.watch,
     authorizationTtlSeconds: positive('--cache-authorization-ttl', raw.authorizationTtlSeconds, DEFAULT_CACHE_CONFIG.authorizationTtlSeconds, false),
   };
 }

@@ -3,7 +3,6 @@
 // returned exactly as the apiserver wrote it — and gives the resourceVersion a consistent read must
 // reach. Every "no" forwards the original request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { once } from 'node:events';
 import { createGzip } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { RequestInfo } from './request-info.js';
@@ -39,7 +38,7 @@ const forward = (reason: string): CacheOutcome => ({ served: false, reason });
 
 /** Reads the cache may answer: GET of a collection or object of a cached resource, no subresource. */
 export function cacheCandidate(cache: ResourceCache, method: string, info: RequestInfo): CachedResource | undefined {
-  if (method !== 'GET' || !info.isResourceRequest || info.subresource !== '' || (info.verb !== 'list' && info.verb !== 'get')) return undefined;
+  if (method !== 'GET' || !info.isResourceRequest || info.subresource !== '' || (info.verb !== 'list' && info.verb !== 'get' && info.verb !== 'watch')) return undefined;
   return cache.lookup(info.apiGroup, info.apiVersion, info.resource);
 }
 
@@ -61,8 +60,16 @@ export async function serveFromCache(req: IncomingMessage, res: ServerResponse, 
   const authzKey = opts.mode.kind === 'any' ? ctx.authorization.key(req, info, f) : undefined;
   let probed: { rv: bigint | undefined; headers: Record<string, string> } = { rv: undefined, headers: {} };
   if (!ctx.authorization.allowed(authzKey)) {
-    const p = await probe(req, info, f, ctx, true);
-    if (p.kind === 'fail') return forward(p.reason);
+    const p = await probe(req, info, f, ctx, true, opts.mode.kind === 'consistent');
+    if (p.kind === 'fail') {
+      // Only this proxy can read its continue tokens: forwarded, the apiserver's answer would be a
+      // 400 "invalid continue token", which pagers do not retry. The apiserver is what failed.
+      if (opts.continueToken !== undefined) {
+        sendStatus(res, 503, 'ServiceUnavailable', `kube-cache-proxy: the apiserver could not authorize the next page (${p.reason})`, { retryAfterSeconds: 1 });
+        return { served: true, code: 503, bytes: 0 };
+      }
+      return forward(p.reason);
+    }
     if (p.kind === 'reply') return writeReply(res, p);
     ctx.authorization.remember(authzKey);
     probed = p;
@@ -75,10 +82,8 @@ export async function serveFromCache(req: IncomingMessage, res: ServerResponse, 
     return { served: true, code: 410, bytes: 0 };
   }
   const { page } = answer;
-  const total = page.items.reduce((n, o) => n + o.item.length + 1, 256);
-  const bytes = await writeChunks(req, res, probed.headers, listBody(cr.body, {
-    resourceVersion: page.resourceVersion, continueToken: page.continueToken, remainingItemCount: page.remainingItemCount,
-  }, page.items), total);
+  const meta = { resourceVersion: page.resourceVersion, continueToken: page.continueToken, remainingItemCount: page.remainingItemCount };
+  const bytes = await writeChunks(req, res, probed.headers, listBody(cr.body, meta, page.items), listBodySize(cr.body, meta, page.items));
   return { served: true, code: 200, bytes };
 }
 
@@ -111,7 +116,7 @@ async function serveGet(req: IncomingMessage, res: ServerResponse, info: Request
 }
 
 /** The authorization (and, for lists, freshness) probe, with the client's credentials. */
-async function probe(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx: ProxyContext, list: boolean): Promise<Probe> {
+async function probe(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx: ProxyContext, list: boolean, consistent = false): Promise<Probe> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
@@ -121,7 +126,10 @@ async function probe(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx
     const key = decodeURIComponent(pair.split('=', 1)[0] ?? '');
     return keep(key);
   });
-  if (list) pairs.push('limit=1');
+  // A consistent probe (resourceVersion unset) costs the apiserver a quorum read, which is what gives
+  // R. Reads that need no R are authorized by a probe the apiserver's watch cache answers alone:
+  // "not older than 1" with limit=1 (resourceVersion=0 would ignore the limit and list everything).
+  if (list) pairs.push(...(consistent ? ['limit=1'] : ['resourceVersion=1', 'resourceVersionMatch=NotOlderThan', 'limit=1']));
   const target = ctx.upstreams.pick();
   const dispatcher = f.kind === 'impersonate' ? target.identity : target.passthrough;
   const edits = forwardingEdits(req, f, ctx);
@@ -179,16 +187,35 @@ async function writeChunks(req: IncomingMessage, res: ServerResponse, extra: Rec
   res.writeHead(200, headers);
   let bytes = 0;
   const sink = gzip ? createGzip({ level: 1 }) : undefined;
-  if (sink) sink.pipe(res);
+  if (sink) {
+    sink.pipe(res);
+    // A client gone mid-body: the compressor would otherwise wait for a drain that never comes.
+    res.once('close', () => sink.destroy());
+  }
   const out: NodeJS.WritableStream = sink ?? res;
   for (const chunk of chunks) {
     if (res.destroyed) return bytes;
     bytes += chunk.length;
-    if (!out.write(chunk)) {
-      await Promise.race([once(sink ?? res, 'drain'), once(res, 'close')]);
-    }
+    if (!out.write(chunk)) await eventOrClose(sink ?? res, 'drain', res);
   }
   out.end();
-  if (sink) await Promise.race([once(res, 'finish'), once(res, 'close')]);
+  if (sink) await eventOrClose(res, 'finish', res);
   return bytes;
+}
+
+/**
+ * Resolves on `event` of `emitter` or when the response closes, whichever comes first, and removes
+ * both listeners (events.once in a loop would leave a 'close' and an 'error' listener per wait).
+ */
+function eventOrClose(emitter: NodeJS.EventEmitter, event: string, res: ServerResponse): Promise<void> {
+  if (res.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      emitter.off(event, done);
+      res.off('close', done);
+      resolve();
+    };
+    emitter.once(event, done);
+    res.once('close', done);
+  });
 }

@@ -68,10 +68,30 @@ function qIsZero(q: string | undefined): boolean {
   return q.trim() !== q || q === '' || !Number.isFinite(n) || n === 0;
 }
 
-/** undefined when a JSON answer fits the Accept header; otherwise the reason to forward. */
+/** What kube-apiserver's GET and LIST routes declare they produce (CBOR only behind an alpha gate). */
+const ROUTE_PRODUCES: ReadonlySet<string> = new Set(['*/*', 'application/json', 'application/yaml', 'application/vnd.kubernetes.protobuf']);
+
+/**
+ * go-restful's route selection (Route.matchesAccept), which runs before the apiserver's own
+ * negotiation: some clause, cut at its first ';' and space-trimmed, must be exactly `*\/*` or a
+ * type the route produces. `application/*` alone, `*`, or `Application/JSON` get a 406 there.
+ */
+function routeAccepts(accept: string): boolean {
+  for (const raw of accept.split(',')) {
+    const semi = raw.indexOf(';');
+    if (ROUTE_PRODUCES.has(trimSpaces(semi < 0 ? raw : raw.slice(0, semi)))) return true;
+  }
+  return false;
+}
+
+/**
+ * undefined when a JSON answer fits the Accept header (the first Accept header line, as Go's
+ * Header.Get reads it); otherwise the reason to forward.
+ */
 export function jsonAnswerRefusal(accept: string | undefined): string | undefined {
   // An empty header gets the first serializer: JSON.
   if (accept === undefined || accept === '') return undefined;
+  if (!routeAccepts(accept)) return 'not_acceptable';
   let json = false;
   for (const c of parseAccept(accept)) {
     const servesJson = (c.type === 'application' && (c.subType === 'json' || c.subType === '*')) || (c.type === '*' && c.subType === '*');

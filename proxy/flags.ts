@@ -30,7 +30,7 @@ Cache (LIST and GET resourceVersion=0 answered from watch-fed memory, same answe
                                secrets only when listed)
   --cache-indexed-fields LIST  resource=field,... with an index of their own (default pods=spec.nodeName)
   --cache-page-size N          page size of the cache's own LISTs (default 500)
-  --cache-bookmark-interval SEC  how often a quiet resource proves freshness with a short watch (default 1; 0: never)
+  --cache-bookmark-interval SEC  how often a quiet resource proves freshness with a short watch (default 0.5; 0: never)
   --cache-freshness-wait SEC   how long a read may wait for the cache to catch up, then it is forwarded (default 3)
   --cache-snapshot-ttl SEC     how long continue tokens of paged lists stay valid (default 300)
   --cache-authorization-ttl SEC  let an allowed probe stand in for later ones of the same client and

@@ -13,6 +13,7 @@ import type { RequestInfo } from './request-info.js';
 import { resolveRequestInfo } from './request-info.js';
 import { upstreamErrorReason } from './upstream-errors.js';
 import { cacheCandidate, serveFromCache } from './cache-reads.js';
+import { serveWatchFromCache } from './cache-watch.js';
 import type { Source } from './metrics.js';
 
 export { forwardedFor, forwardingEdits } from './forwarding-edits.js';
@@ -77,7 +78,9 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
     const entry = { longRunning: false, endCleanly() {}, destroy: () => res.destroy() };
     ctx.inflight.add(entry);
     try {
-      const outcome = await serveFromCache(req, res, info, cached, f, { ...ctx, cache });
+      const outcome = info.verb === 'watch'
+        ? await serveWatchFromCache(req, res, info, cached, f, { ...ctx, cache })
+        : await serveFromCache(req, res, info, cached, f, { ...ctx, cache });
       if (outcome.served) {
         bytes = outcome.bytes;
         finish(outcome.code, 'cache');

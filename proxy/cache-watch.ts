@@ -1,0 +1,173 @@
+// WATCH answered from the cache: the HTTP side. One probe, sent upstream with the client's own
+// credentials, authorizes the watch as a watch (same path, same selectors) and, being a consistent
+// watch-list whose label selector additionally matches nothing, ends at once with a bookmark at the
+// apiserver's current resourceVersion: the freshness target for watches that start from the
+// current state. Then the client's events come from the cache's watcher, written as they arrive.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { RequestInfo } from './request-info.js';
+import type { ProxyContext } from './context.js';
+import type { Forwarding } from './client-identity.js';
+import { forwardingEdits } from './forwarding-edits.js';
+import { upstreamRequestHeaders } from './headers.js';
+import { jsonAnswerRefusal } from './content-negotiation.js';
+import { parseLabelSelector, isLabelSelectorError } from '../indexes/label-selector.js';
+import { parseFieldSelector, isFieldSelectorError } from '../indexes/field-selector.js';
+import { parseResourceVersion } from '../cache/resource-version.js';
+import { LineSplitter } from '../cache/line-splitter.js';
+import { watchEventObject, topLevelMember } from '../cache/json-scan.js';
+import { eventLine } from '../cache/watch-encoding.js';
+import { statusBody } from './status.js';
+import type { CachedResource, ResourceCache } from '../cache/resource-cache.js';
+import type { WatchRequest } from '../cache/watch-cache.js';
+import type { Watcher } from '../cache/watcher.js';
+import type { CacheOutcome } from './cache-reads.js';
+
+const KNOWN = new Set(['watch', 'resourceVersion', 'resourceVersionMatch', 'allowWatchBookmarks', 'timeoutSeconds', 'labelSelector', 'fieldSelector', 'sendInitialEvents']);
+const NOTHING = 'kube-cache-proxy.invalid/none=none';
+const WRITE_BATCH = 256 * 1024;
+
+const forward = (reason: string): CacheOutcome => ({ served: false, reason });
+const first = (info: RequestInfo, k: string): string | undefined => info.query.get(k)?.[0];
+const truthy = (v: string | undefined) => v !== undefined && v !== '0' && v.toLowerCase() !== 'false';
+
+type Plan = { readonly request: Omit<WatchRequest, 'timeoutMs'>; readonly timeoutMs: number; readonly waitFor: 'probe' | bigint | undefined };
+
+/** What the apiserver would do with this watch, if the cache can do exactly that. */
+function planWatch(info: RequestInfo, cr: CachedResource): Plan | string {
+  for (const k of info.query.keys()) if (!KNOWN.has(k)) return k === 'pretty' ? 'pretty' : 'unknown_parameter';
+  if (info.parts.length > 1) return 'watch_path';
+  const labels = parseLabelSelector(first(info, 'labelSelector') ?? '');
+  const fields = parseFieldSelector(first(info, 'fieldSelector') ?? '');
+  if (isLabelSelectorError(labels) || isFieldSelectorError(fields)) return 'unsupported_selector';
+  for (const t of fields.terms) if (!cr.reflector.fieldSet.supported.has(t.field)) return 'unsupported_selector';
+  const timeoutText = first(info, 'timeoutSeconds');
+  if (timeoutText !== undefined && !/^[0-9]{1,9}$/.test(timeoutText)) return 'invalid_timeout';
+  // kube-apiserver's default: --min-request-timeout (1800 s) times a random factor in [1, 2).
+  const timeoutMs = timeoutText !== undefined && Number(timeoutText) > 0 ? Number(timeoutText) * 1000 : 1800_000 * (1 + Math.random());
+  const rv = first(info, 'resourceVersion') ?? '';
+  const match = first(info, 'resourceVersionMatch') ?? '';
+  const sendInitial = first(info, 'sendInitialEvents');
+  const bookmarks = truthy(first(info, 'allowWatchBookmarks'));
+  const filter = { namespace: info.namespace || undefined, labels, fields };
+  const parsedRV = rv === '' || rv === '0' ? undefined : parseResourceVersion(rv);
+  if (rv !== '' && rv !== '0' && parsedRV === undefined) return 'invalid_rv';
+  if (sendInitial !== undefined) {
+    // Watch-list: initial state, then (with bookmarks) the initial-events-end bookmark.
+    if (!truthy(sendInitial) || match !== 'NotOlderThan' || !bookmarks) return 'watch_options';
+    return { request: { filter, bookmarks, start: { kind: 'state', initialEventsEnd: true } }, timeoutMs, waitFor: rv === '' ? 'probe' : parsedRV };
+  }
+  if (match !== '') return 'watch_options';
+  // Since 1.34 a watch with resourceVersion unset or 0 is served as a watch-list.
+  if (parsedRV === undefined) return { request: { filter, bookmarks, start: { kind: 'state', initialEventsEnd: true } }, timeoutMs, waitFor: rv === '' ? 'probe' : undefined };
+  return { request: { filter, bookmarks, start: { kind: 'from', rv: parsedRV } }, timeoutMs, waitFor: parsedRV };
+}
+
+type Probe = { kind: 'allowed'; rv: bigint | undefined } | { kind: 'reply'; status: number; headers: Record<string, string | string[] | undefined>; body: Buffer } | { kind: 'fail'; reason: string };
+
+async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx: ProxyContext): Promise<Probe> {
+  const url = req.url ?? '/';
+  const path = url.split('?', 1)[0] ?? url;
+  const labels = first(info, 'labelSelector');
+  const q = new URLSearchParams({ watch: '1', sendInitialEvents: 'true', allowWatchBookmarks: 'true', resourceVersionMatch: 'NotOlderThan', timeoutSeconds: '10' });
+  q.set('labelSelector', labels ? `${labels},${NOTHING}` : NOTHING);
+  const fields = first(info, 'fieldSelector');
+  if (fields) q.set('fieldSelector', fields);
+  const target = ctx.upstreams.pick();
+  const dispatcher = f.kind === 'impersonate' ? target.identity : target.passthrough;
+  const edits = forwardingEdits(req, f, ctx);
+  const headers = upstreamRequestHeaders(req.rawHeaders, { ...edits, drop: new Set([...(edits.drop ?? []), 'accept', 'accept-encoding']), add: [...edits.add, ['Accept', 'application/json']] });
+  const abort = new AbortController();
+  let up: Dispatcher.ResponseData;
+  try {
+    up = await dispatcher.request({ origin: target.origin, path: `${path}?${q.toString()}`, method: 'GET', headers, signal: abort.signal });
+  } catch {
+    return { kind: 'fail', reason: 'probe_failed' };
+  }
+  try {
+    if (up.statusCode === 401 || up.statusCode === 403) {
+      const chunks: Buffer[] = [];
+      for await (const c of up.body) chunks.push(c as Buffer);
+      return { kind: 'reply', status: up.statusCode, headers: up.headers, body: Buffer.concat(chunks) };
+    }
+    if (up.statusCode !== 200) return { kind: 'fail', reason: `probe_${up.statusCode}` };
+    const lines = new LineSplitter();
+    for await (const chunk of up.body) {
+      for (const line of lines.push(chunk as Buffer)) {
+        const obj = watchEventObject(line);
+        const meta: unknown = JSON.parse(topLevelMember(obj, 'metadata')?.toString('utf8') ?? 'null');
+        const rv = typeof meta === 'object' && meta !== null && 'resourceVersion' in meta ? parseResourceVersion(meta.resourceVersion) : undefined;
+        if (line.toString('latin1', 0, 20).startsWith('{"type":"BOOKMARK"')) return { kind: 'allowed', rv };
+        if (line.toString('latin1', 0, 20).startsWith('{"type":"ERROR"')) return { kind: 'fail', reason: 'probe_error' };
+      }
+    }
+    return { kind: 'fail', reason: 'probe_no_bookmark' };
+  } catch {
+    return { kind: 'fail', reason: 'probe_failed' };
+  } finally {
+    abort.abort();
+  }
+}
+
+export async function serveWatchFromCache(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: ProxyContext & { cache: ResourceCache }): Promise<CacheOutcome> {
+  if (info.queryLossy) return forward('unparsed_query');
+  const refusal = jsonAnswerRefusal(req.headers.accept);
+  if (refusal) return forward(refusal);
+  const plan = planWatch(info, cr);
+  if (typeof plan === 'string') return forward(plan);
+  if (!cr.reflector.synced) return forward('not_synced');
+  const p = await probeWatch(req, info, f, ctx);
+  if (p.kind === 'fail') return forward(p.reason);
+  if (p.kind === 'reply') {
+    res.writeHead(p.status, Object.fromEntries(Object.entries(p.headers).filter((e): e is [string, string | string[]] => e[1] !== undefined && !['connection', 'keep-alive', 'transfer-encoding'].includes(e[0]))));
+    res.end(p.body);
+    return { served: true, code: p.status, bytes: p.body.length };
+  }
+  const target = plan.waitFor === 'probe' ? p.rv : plan.waitFor;
+  if (target !== undefined && !(await cr.reflector.waitFor(target, ctx.cache.config.freshnessBudgetMs))) return forward('rv_wait_timeout');
+  const start = cr.watch.watch({ ...plan.request, timeoutMs: plan.timeoutMs });
+  if (start.kind === 'not_ready') return forward('watch_not_ready');
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private' });
+  res.flushHeaders();
+  if (start.kind === 'expired') {
+    const rv = first(info, 'resourceVersion') ?? '';
+    const status = statusBody(410, 'Expired', `too old resource version: ${rv} (${start.oldest})`).trimEnd();
+    res.end(eventLine('ERROR', Buffer.from(status)));
+    return { served: true, code: 200, bytes: 0 };
+  }
+  const bytes = await pumpWatcher(start.watcher, res, ctx);
+  return { served: true, code: 200, bytes };
+}
+
+async function pumpWatcher(w: Watcher, res: ServerResponse, ctx: ProxyContext): Promise<number> {
+  let bytes = 0;
+  const entry = { longRunning: true, endCleanly: () => w.close('shutdown'), destroy: () => { w.close('shutdown'); res.destroy(); } };
+  ctx.inflight.add(entry);
+  const onClose = () => w.close('client');
+  res.on('close', onClose);
+  try {
+    while (!w.closed) {
+      const lines = w.take(WRITE_BATCH);
+      if (!lines) {
+        await w.ready();
+        continue;
+      }
+      const chunk = lines.length === 1 ? (lines[0] as Buffer) : Buffer.concat(lines);
+      bytes += chunk.length;
+      if (!res.write(chunk)) await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    }
+  } finally {
+    res.off('close', onClose);
+    ctx.inflight.delete(entry);
+    if (!res.destroyed) res.end();
+  }
+  return bytes;
+}
