@@ -18,7 +18,14 @@ export interface CacheMetrics extends ReflectorMetrics {
   freshnessWait(resource: string, outcome: 'fresh' | 'timeout', seconds: number): void;
 }
 
-export function createCacheMetrics(registry: Registry): CacheMetrics {
+export interface WatchMetrics {
+  watcherOpened(resource: string): void;
+  watcherClosed(resource: string, reason: string): void;
+  /** Lines (events and bookmarks) queued to client watchers. */
+  delivered(resource: string, lines: number): void;
+}
+
+export function createCacheMetrics(registry: Registry): CacheMetrics & WatchMetrics {
   const registers = [registry];
   const objects = new Gauge({ name: 'kube_cache_proxy_cache_objects', help: 'Objects in the cache, per resource.', labelNames: ['resource'] as const, registers });
   const bytes = new Gauge({ name: 'kube_cache_proxy_cache_bytes', help: 'JSON bytes of the cached objects, per resource.', labelNames: ['resource'] as const, registers });
@@ -36,7 +43,20 @@ export function createCacheMetrics(registry: Registry): CacheMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5],
     registers,
   });
+  const watchers = new Gauge({ name: 'kube_cache_proxy_cache_watchers', help: 'Client watches served from the cache, per resource.', labelNames: ['resource'] as const, registers });
+  const closed = new Counter({ name: 'kube_cache_proxy_cache_watchers_closed_total', help: 'Client watches served from the cache that ended, by reason (timeout, client, slow, shutdown).', labelNames: ['resource', 'reason'] as const, registers });
+  const delivered = new Counter({ name: 'kube_cache_proxy_cache_watch_lines_total', help: 'Events and bookmarks queued to client watches served from the cache.', labelNames: ['resource'] as const, registers });
   return {
+    watcherOpened(resource) {
+      watchers.inc({ resource });
+    },
+    watcherClosed(resource, reason) {
+      watchers.dec({ resource });
+      closed.inc({ resource, reason });
+    },
+    delivered(resource, lines) {
+      delivered.inc({ resource }, lines);
+    },
     store(resource, n, b) {
       objects.set({ resource }, n);
       bytes.set({ resource }, b);

@@ -9,7 +9,7 @@ import { WatchCache } from './watch-cache.js';
 import { fieldSetFor } from '../indexes/selectable-fields.js';
 import type { BodyType } from './list-body.js';
 import type { CacheConfig, CachedResourceConfig } from './config.js';
-import type { CacheMetrics } from './metrics.js';
+import type { CacheMetrics, WatchMetrics } from './metrics.js';
 
 export interface CachedResource {
   readonly name: string;
@@ -28,14 +28,14 @@ function record(v: unknown): Readonly<Record<string, unknown>> | undefined {
 export class ResourceCache {
   readonly config: CacheConfig;
   readonly snapshots: SnapshotStore;
-  readonly metrics: CacheMetrics;
+  readonly metrics: CacheMetrics & WatchMetrics;
   readonly #upstream: CacheUpstream;
   readonly #log: Logger;
   readonly #byPath = new Map<string, CachedResource>();
   readonly #pending = new Set<string>();
   #stopped = false;
 
-  constructor(o: { upstream: CacheUpstream; config: CacheConfig; log: Logger; metrics: CacheMetrics }) {
+  constructor(o: { upstream: CacheUpstream; config: CacheConfig; log: Logger; metrics: CacheMetrics & WatchMetrics }) {
     this.config = o.config;
     this.#upstream = o.upstream;
     this.#log = o.log;
@@ -88,7 +88,7 @@ export class ResourceCache {
         });
         const w = this.config.watch;
         const watch = new WatchCache({
-          reflector, body, indexedFields: r.indexedFields.filter((f) => !unknown.includes(f)),
+          reflector, body, name, metrics: this.metrics, indexedFields: r.indexedFields.filter((f) => !unknown.includes(f)),
           history: { maxEvents: w.historyMaxEvents, maxAgeMs: w.historyMaxAgeSeconds * 1000 },
           limits: { maxQueuedLines: w.watcherMaxQueuedLines, maxQueuedBytes: w.watcherMaxQueuedBytes },
         });

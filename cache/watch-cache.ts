@@ -10,6 +10,7 @@ import type { BodyType } from './list-body.js';
 import { BookmarkTemplate, eventLine, eventObject, withResourceVersion, type WireEventType } from './watch-encoding.js';
 import { Watcher, type WatchFilter, type WatcherLimits } from './watcher.js';
 import { effectiveNamespace } from '../indexes/planner.js';
+import type { WatchMetrics } from './metrics.js';
 
 export interface HistoryLimits {
   readonly maxEvents: number;
@@ -77,7 +78,12 @@ export class WatchCache {
   readonly #ticker: NodeJS.Timeout;
   #dispatched = 0;
 
-  constructor(o: { reflector: Reflector; body: BodyType; history: HistoryLimits; limits: WatcherLimits; indexedFields: readonly string[] }) {
+  readonly #name: string;
+  readonly #metrics: WatchMetrics;
+
+  constructor(o: { reflector: Reflector; body: BodyType; name: string; metrics: WatchMetrics; history: HistoryLimits; limits: WatcherLimits; indexedFields: readonly string[] }) {
+    this.#name = o.name;
+    this.#metrics = o.metrics;
     this.#reflector = o.reflector;
     this.#body = o.body;
     this.#history = o.history;
@@ -171,6 +177,7 @@ export class WatchCache {
     this.#events.push(ev);
     this.#trim(now);
     const seen = new Set<Watcher>();
+    let queued = 0;
     const visit = (set: Set<Watcher> | undefined) => {
       if (!set) return;
       for (const w of set) {
@@ -178,7 +185,10 @@ export class WatchCache {
         seen.add(w);
         const as = this.#asSeenBy(w, ev);
         // Registration is synchronous, so every watcher here has seen nothing of this event yet.
-        if (as) w.enqueue(ev.line(this.#body, as), ev.rv);
+        if (as) {
+          w.enqueue(ev.line(this.#body, as), ev.rv);
+          queued++;
+        }
       }
     };
     visit(this.#all);
@@ -188,6 +198,7 @@ export class WatchCache {
       for (const [field, byValue] of this.#byField) visit(byValue.get(o.fields[field] ?? ''));
     }
     this.#dispatched += seen.size;
+    if (queued > 0) this.#metrics.delivered(this.#name, queued);
   }
 
   #trim(now: number): void {
@@ -247,9 +258,11 @@ export class WatchCache {
 
   #add(w: Watcher): void {
     this.#bucket(w, true)?.add(w);
+    this.#metrics.watcherOpened(this.#name);
   }
 
   #remove(w: Watcher): void {
+    this.#metrics.watcherClosed(this.#name, w.closed ?? 'client');
     const s = this.#bucket(w, false);
     if (!s) return;
     s.delete(w);
