@@ -20,6 +20,7 @@ import { topLevelMember } from '../cache/json-scan.js';
 import { parseResourceVersion } from '../cache/resource-version.js';
 import type { CachedResource, ResourceCache } from '../cache/resource-cache.js';
 import type { AuthorizationCache } from './authorization-cache.js';
+import { REMEMBER_MIN_BYTES, type CompressedLists } from './compressed-lists.js';
 
 export type CacheOutcome =
   | { readonly served: true; readonly code: number; readonly bytes: number }
@@ -42,7 +43,7 @@ export function cacheCandidate(cache: ResourceCache, method: string, info: Reque
   return cache.lookup(info.apiGroup, info.apiVersion, info.resource);
 }
 
-type CacheContext = ProxyContext & { readonly cache: ResourceCache; readonly authorization: AuthorizationCache };
+type CacheContext = ProxyContext & { readonly cache: ResourceCache; readonly authorization: AuthorizationCache; readonly compressedLists: CompressedLists };
 
 export async function serveFromCache(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: CacheContext): Promise<CacheOutcome> {
   if (info.queryLossy) return forward('unparsed_query');
@@ -83,7 +84,18 @@ export async function serveFromCache(req: IncomingMessage, res: ServerResponse, 
   }
   const { page } = answer;
   const meta = { resourceVersion: page.resourceVersion, continueToken: page.continueToken, remainingItemCount: page.remainingItemCount };
-  const bytes = await writeChunks(req, res, probed.headers, listBody(cr.body, meta, page.items), listBodySize(cr.body, meta, page.items));
+  const size = listBodySize(cr.body, meta, page.items);
+  if (page.continueToken === undefined && size >= REMEMBER_MIN_BYTES && acceptsGzip(req.headersDistinct['accept-encoding']?.[0])) {
+    // A complete list is one body per (scope, resourceVersion): compress it once for every client.
+    const gz = await ctx.compressedLists.get(`${scope}\u0000${page.resourceVersion}`, () => listBody(cr.body, meta, page.items));
+    if (!res.destroyed) {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', ...probed.headers, 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'content-length': String(gz.length) });
+      res.end(gz);
+      await eventOrClose(res, 'finish', res);
+    }
+    return { served: true, code: 200, bytes: size };
+  }
+  const bytes = await writeChunks(req, res, probed.headers, listBody(cr.body, meta, page.items), size);
   return { served: true, code: 200, bytes };
 }
 

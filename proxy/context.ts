@@ -5,6 +5,7 @@ import type { ProxyMetrics } from './metrics.js';
 import type { InflightTracker } from './inflight.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
 import type { AuthorizationCache } from './authorization-cache.js';
+import type { CompressedLists } from './compressed-lists.js';
 
 export interface ProxyContext {
   readonly upstreams: UpstreamSet;
@@ -17,4 +18,6 @@ export interface ProxyContext {
   readonly cache?: ResourceCache | undefined;
   /** Remembered authorizations for resourceVersion=0 reads (off unless --cache-authorization-ttl). */
   readonly authorization: AuthorizationCache;
+  /** Gzipped bodies of large complete lists, shared by clients listing the same state. */
+  readonly compressedLists: CompressedLists;
 }

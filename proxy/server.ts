@@ -15,6 +15,7 @@ import type { UpstreamSet } from './upstream.js';
 import type { ProxyContext } from './context.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
 import { AuthorizationCache } from './authorization-cache.js';
+import { CompressedLists } from './compressed-lists.js';
 
 export interface ProxyServerOptions {
   readonly host: string;
@@ -119,6 +120,7 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     metrics: createProxyMetrics(o.registry),
     inflight: new InflightTracker(),
     cache: o.cache,
+    compressedLists: new CompressedLists({ maxBytes: 256 * 1024 * 1024, ttlSeconds: 60 }),
     authorization: new AuthorizationCache({ ttlSeconds: o.cache?.config.authorizationTtlSeconds ?? 0, max: 100_000 }),
   };
   const answered = new WeakSet<Duplex>();

@@ -21,6 +21,10 @@ function testFiles(dir: string, filter: string | undefined): string[] {
 async function main(): Promise<number> {
   const filter = process.argv[2];
   const files = testFiles(join(repoRoot(), 'dist', 'test'), filter);
+  if (files.length === 0) {
+    process.stderr.write(`[test] no test file matches ${JSON.stringify(filter)}\n`);
+    return 2;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'kcp-test-cluster-'));
   const log = (m: string) => process.stderr.write(`[test] ${m}\n`);
   const cluster = await TestCluster.up({ dir, apiservers: 1, log });

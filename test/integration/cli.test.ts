@@ -369,10 +369,10 @@ test('self-signed serving certificate, --write-kubeconfig, kubectl through the p
   const m = await httpGet(`${s.metricsUrl}/metrics`);
   assert.equal(m.status, 200);
   assert.match(m.type, /^text\/plain/);
-  assert.match(m.body, /^kube_cache_proxy_requests_total\{verb="list",resource="namespaces",code="200",source="upstream"\} [1-9]/m);
+  assert.match(m.body, /^kube_cache_proxy_requests_total\{verb="list",resource="namespaces",code="200",source="(cache|upstream)"\} [1-9]/m);
   assert.match(m.body, /^kube_cache_proxy_requests_total\{verb="get",resource="",code="200",source="upstream"\} [1-9]/m);
   assert.match(m.body, /^kube_cache_proxy_requests_total\{verb="list",resource="secrets",code="403",source="upstream"\} 1$/m);
-  assert.match(m.body, /^kube_cache_proxy_request_duration_seconds_count\{verb="list",resource="namespaces",source="upstream"\} [1-9]/m);
+  assert.match(m.body, /^kube_cache_proxy_request_duration_seconds_count\{verb="list",resource="namespaces",source="(cache|upstream)"\} [1-9]/m);
   assert.match(m.body, /^kube_cache_proxy_inflight_requests\{kind="long_running"\} 0$/m);
   assert.match(m.body, /^process_cpu_seconds_total /m);
 
