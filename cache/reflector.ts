@@ -37,6 +37,19 @@ export interface StoreEvent {
   readonly object: StoredObject;
   readonly previous: StoredObject | undefined;
   readonly resourceVersion: bigint;
+  /** Part of a relist's diff: a burst of events sent at once. */
+  readonly relist?: boolean;
+}
+
+/**
+ * A relist that found objects gone: their deletions happened at unknown revisions in (from, to],
+ * so each was sent at a free revision of that range (see #emitDiff). `emitted` holds the
+ * resourceVersions of every event the relist sent.
+ */
+export interface RelistGap {
+  readonly from: bigint;
+  readonly to: bigint;
+  readonly emitted: ReadonlySet<bigint>;
 }
 
 interface Progress {
@@ -88,6 +101,7 @@ export class Reflector {
   #watchOpenedAt = 0;
   readonly #listeners = new Set<(e: StoreEvent) => void>();
   readonly #bookmarkListeners = new Set<(object: Buffer) => void>();
+  readonly #relistListeners = new Set<(gap: RelistGap) => void>();
   #bookmarkSampled = false;
   #firstListRV: bigint | undefined;
 
@@ -135,6 +149,11 @@ export class Reflector {
   onEvent(listener: (e: StoreEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** A relist sent deletions at resourceVersions of its own (called before those events). */
+  onRelistGap(listener: (gap: RelistGap) => void): void {
+    this.#relistListeners.add(listener);
   }
 
   /** The object of a BOOKMARK the apiserver sent (its JSON depends on the type), once. */
@@ -278,6 +297,7 @@ export class Reflector {
     }
     if (rv === undefined) throw new ObjectParseError('list without resourceVersion');
     const previous = this.#store;
+    const previousRV = this.#rv;
     this.#store = store;
     this.#generation++;
     this.#progress = [];
@@ -287,25 +307,44 @@ export class Reflector {
     this.#o.metrics.relist(this.name, reason);
     this.#o.metrics.store(this.name, store.size, store.bytes);
     this.#o.log.info({ resource: this.name, objects: store.size, bytes: store.bytes, rv: rv.toString(), ms: Date.now() - started, reason }, 'listed');
-    if (previous) this.#emitDiff(previous, store);
+    if (previous) this.#emitDiff(previous, store, previousRV, this.#rv);
   }
 
-  /** After a relist, what changed between the old and the new store, as ordinary events. */
-  #emitDiff(before: Store, after: Store): void {
+  /**
+   * After a relist, what changed between the old store (complete up to `from`) and the new one (at
+   * `to`), as ordinary events in resourceVersion order, each at a resourceVersion of its own: a
+   * client resumes from the last one it saw, and two events at one resourceVersion would make it
+   * skip the second. Changed objects carry their own. A deletion happened at some revision in
+   * (from, to] that no surviving object holds, but which one is unknown: the deletions get the
+   * lowest such free revisions (sending a deletion early is what a client that fails over to an
+   * apiserver can tolerate: it may see the DELETED again, never miss it).
+   */
+  #emitDiff(before: Store, after: Store, from: bigint, to: bigint): void {
     if (this.#listeners.size === 0) return;
-    // In resourceVersion order, as a watch would have delivered them; deletions, whose resourceVersion
-    // is unknown, come last at the list's.
-    const changed: StoreEvent[] = [];
+    const events: StoreEvent[] = [];
+    const used = new Set<bigint>();
     for (const o of after.values()) {
       const old = before.get(o.key);
-      if (!old) changed.push({ type: 'ADDED', object: o, previous: undefined, resourceVersion: o.resourceVersion });
-      else if (old.resourceVersion !== o.resourceVersion) changed.push({ type: 'MODIFIED', object: o, previous: old, resourceVersion: o.resourceVersion });
+      if (!old) events.push({ type: 'ADDED', object: o, previous: undefined, resourceVersion: o.resourceVersion, relist: true });
+      else if (old.resourceVersion !== o.resourceVersion) events.push({ type: 'MODIFIED', object: o, previous: old, resourceVersion: o.resourceVersion, relist: true });
+      else continue;
+      used.add(o.resourceVersion);
     }
-    changed.sort((a, b) => (a.resourceVersion < b.resourceVersion ? -1 : a.resourceVersion > b.resourceVersion ? 1 : 0));
-    for (const e of changed) this.#emit(e);
+    let next = from + 1n;
+    let deletions = 0;
     for (const o of before.values()) {
-      if (!after.get(o.key)) this.#emit({ type: 'DELETED', object: o, previous: o, resourceVersion: this.#rv });
+      if (after.get(o.key)) continue;
+      while (next <= to && used.has(next)) next++;
+      // Past `to` only if the old store was not complete up to `from` (it is): then at `to`.
+      const rv = next <= to ? next : to;
+      used.add(rv);
+      next = rv + 1n;
+      deletions++;
+      events.push({ type: 'DELETED', object: o, previous: o, resourceVersion: rv, relist: true });
     }
+    events.sort((a, b) => (a.resourceVersion < b.resourceVersion ? -1 : a.resourceVersion > b.resourceVersion ? 1 : 0));
+    if (deletions > 0) for (const l of this.#relistListeners) l({ from, to, emitted: used });
+    for (const e of events) this.#emit(e);
   }
 
   #emit(e: StoreEvent): void {

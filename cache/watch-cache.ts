@@ -4,7 +4,7 @@
 // its namespace, those whose field selector pins an indexed field (spec.nodeName) to its value, and
 // unfiltered ones. A MODIFIED event that moves an object into or out of a watcher's selector
 // becomes ADDED or DELETED for that watcher, as the apiserver does.
-import type { Reflector, StoreEvent } from './reflector.js';
+import type { Reflector, RelistGap, StoreEvent } from './reflector.js';
 import type { StoredObject } from './stored-object.js';
 import type { BodyType } from './list-body.js';
 import { BookmarkTemplate, eventLine, eventObject, withResourceVersion, type WireEventType } from './watch-encoding.js';
@@ -59,7 +59,11 @@ export interface WatchRequest {
   readonly timeoutMs: number;
 }
 
-export type WatchStart = { readonly kind: 'watching'; readonly watcher: Watcher } | { readonly kind: 'expired'; readonly oldest: bigint } | { readonly kind: 'not_ready' };
+/** `index`: how events reach the watcher (served_total's label): an indexed field's name, namespace, or all. */
+export type WatchStart =
+  | { readonly kind: 'watching'; readonly watcher: Watcher; readonly index: string }
+  | { readonly kind: 'expired'; readonly oldest: bigint; readonly index: string }
+  | { readonly kind: 'not_ready' };
 
 export class WatchCache {
   readonly #reflector: Reflector;
@@ -72,6 +76,13 @@ export class WatchCache {
   /** Every event after this resourceVersion is in the history. */
   #historyFrom: bigint | undefined;
   #bookmark: BookmarkTemplate | undefined;
+  /**
+   * Relists whose deletions were sent at revisions chosen by the reflector (their own are unknown).
+   * Resuming strictly inside one is exact from a resourceVersion this cache sent, not from another
+   * (one a client got from an apiserver meanwhile): that is answered 410 Expired, and the client
+   * relists.
+   */
+  #gaps: RelistGap[] = [];
   readonly #all = new Set<Watcher>();
   readonly #byNamespace = new Map<string, Set<Watcher>>();
   readonly #byField = new Map<string, Map<string, Set<Watcher>>>();
@@ -91,6 +102,7 @@ export class WatchCache {
     this.#indexedFields = o.indexedFields;
     for (const f of o.indexedFields) this.#byField.set(f, new Map());
     o.reflector.onEvent((e) => this.#onEvent(e));
+    o.reflector.onRelistGap((g) => this.#gaps.push(g));
     o.reflector.onBookmarkSample((b: Buffer) => {
       this.#bookmark ??= BookmarkTemplate.fromSample(b);
     });
@@ -130,7 +142,9 @@ export class WatchCache {
       if (r.start.initialEventsEnd && r.bookmarks && this.#bookmark) afterInitial = this.#bookmark.line(rv, true);
     } else {
       const from = r.start.rv;
-      if (from < this.#historyFrom) return { kind: 'expired', oldest: this.#historyFrom };
+      if (from < this.#historyFrom) return { kind: 'expired', oldest: this.#historyFrom, index: this.#index(r.filter) };
+      const gap = this.#gaps.find((g) => g.from < from && from < g.to && !g.emitted.has(from));
+      if (gap) return { kind: 'expired', oldest: gap.to, index: this.#index(r.filter) };
       startRV = from > rv ? rv : from;
       replay = this.#replay(from, r.filter);
     }
@@ -140,9 +154,9 @@ export class WatchCache {
       initial, encodeInitial: (o) => eventLine('ADDED', eventObject(t, o.item)), afterInitial,
       onClose: (x) => this.#remove(x),
     });
-    for (const [line, at] of replay) w.enqueue(line, at);
+    for (const [line, at] of replay) w.enqueue(line, at, true);
     this.#add(w);
-    return { kind: 'watching', watcher: w };
+    return { kind: 'watching', watcher: w, index: this.#index(r.filter) };
   }
 
   #replay(from: bigint, filter: WatchFilter): Array<[Buffer, bigint]> {
@@ -186,7 +200,7 @@ export class WatchCache {
         const as = this.#asSeenBy(w, ev);
         // Registration is synchronous, so every watcher here has seen nothing of this event yet.
         if (as) {
-          w.enqueue(ev.line(this.#body, as), ev.rv);
+          w.enqueue(ev.line(this.#body, as), ev.rv, e.relist === true);
           queued++;
         }
       }
@@ -207,6 +221,9 @@ export class WatchCache {
       this.#historyFrom = (this.#events[this.#head] as HistoryEvent).rv;
       this.#head++;
     }
+    const from = this.#historyFrom;
+    // Relists come in order: the oldest gap goes first, once the history no longer reaches into it.
+    while (from !== undefined && this.#gaps.length > 0 && (this.#gaps[0] as RelistGap).to <= from) this.#gaps.shift();
     if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
       this.#events = this.#events.slice(this.#head);
       this.#head = 0;
@@ -234,6 +251,11 @@ export class WatchCache {
     yield* [...this.#all];
     for (const s of this.#byNamespace.values()) yield* [...s];
     for (const m of this.#byField.values()) for (const s of m.values()) yield* [...s];
+  }
+
+  #index(f: WatchFilter): string {
+    for (const field of this.#indexedFields) if (this.#byField.has(field) && f.fields.requiredValue(field) !== undefined) return field;
+    return effectiveNamespace({ namespace: f.namespace, labels: f.labels, fields: f.fields }) !== undefined ? 'namespace' : 'all';
   }
 
   /** The bucket a watcher is dispatched from: a pinned indexed field, else its namespace, else all. */

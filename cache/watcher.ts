@@ -34,6 +34,14 @@ export class Watcher {
   #afterInitial: Buffer | undefined;
   #queue: Buffer[] = [];
   #queuedBytes = 0;
+  /**
+   * Of the queue, what came in bursts: a replay of the history when the watch starts, a relist's
+   * diff. A burst arrives in one go, before any client could read it; it is bounded by the history
+   * (or the store) and shares its lines with them, so it does not count against the limits: a
+   * watcher is slow when it lets live events pile up, not because a burst is longer than its queue.
+   */
+  #burstLines = 0;
+  #burstBytes = 0;
   readonly #limits: WatcherLimits;
   #wake: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -68,13 +76,17 @@ export class Watcher {
     return f.fields.empty || f.fields.matches((name) => o.fields[name]);
   }
 
-  /** Queues a live line; a watcher that falls too far behind is closed. */
-  enqueue(line: Buffer, rv: bigint): void {
+  /** Queues a line; a watcher that falls too far behind on live lines (not bursts) is closed. */
+  enqueue(line: Buffer, rv: bigint, burst = false): void {
     if (this.closed) return;
     this.#queue.push(line);
     this.#queuedBytes += line.length;
+    if (burst) {
+      this.#burstLines++;
+      this.#burstBytes += line.length;
+    }
     if (rv > this.sentRV) this.sentRV = rv;
-    if (this.#queue.length > this.#limits.maxQueuedLines || this.#queuedBytes > this.#limits.maxQueuedBytes) {
+    if (this.#queue.length - this.#burstLines > this.#limits.maxQueuedLines || this.#queuedBytes - this.#burstBytes > this.#limits.maxQueuedBytes) {
       this.close('slow');
       return;
     }
@@ -104,6 +116,10 @@ export class Watcher {
         out.push(line);
         n += line.length;
       }
+      // Taken from the front: what is left of a burst is at most what is left (lenient when live
+      // lines queued behind a burst: they count only once the burst is out).
+      if (this.#burstLines > this.#queue.length) this.#burstLines = this.#queue.length;
+      if (this.#burstBytes > this.#queuedBytes) this.#burstBytes = this.#queuedBytes;
     }
     return out.length > 0 ? out : undefined;
   }
@@ -122,6 +138,8 @@ export class Watcher {
     clearTimeout(this.#timer);
     this.#queue = [];
     this.#queuedBytes = 0;
+    this.#burstLines = 0;
+    this.#burstBytes = 0;
     this.#initial = [];
     this.#onClose(this);
     this.#wakeUp();

@@ -23,7 +23,9 @@ import type { WatchRequest } from '../cache/watch-cache.js';
 import type { Watcher } from '../cache/watcher.js';
 import type { CacheOutcome } from './cache-reads.js';
 
-const KNOWN = new Set(['watch', 'resourceVersion', 'resourceVersionMatch', 'allowWatchBookmarks', 'timeoutSeconds', 'labelSelector', 'fieldSelector', 'sendInitialEvents']);
+// `timeout` (client-go sends it on every watch, e.g. timeout=6m44s) bounds short requests only: the
+// apiserver ignores it on watches, which are long-running (the deadline filter skips them).
+const KNOWN = new Set(['watch', 'resourceVersion', 'resourceVersionMatch', 'allowWatchBookmarks', 'timeoutSeconds', 'timeout', 'labelSelector', 'fieldSelector', 'sendInitialEvents']);
 const NOTHING = 'kube-cache-proxy.invalid/none=none';
 const WRITE_BATCH = 256 * 1024;
 
@@ -127,6 +129,7 @@ export async function serveWatchFromCache(req: IncomingMessage, res: ServerRespo
   if (target !== undefined && !(await cr.reflector.waitFor(target, ctx.cache.config.freshnessBudgetMs))) return forward('rv_wait_timeout');
   const start = cr.watch.watch({ ...plan.request, timeoutMs: plan.timeoutMs });
   if (start.kind === 'not_ready') return forward('watch_not_ready');
+  ctx.cache.metrics.served(cr.name, 'watch', start.index);
   res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private' });
   res.flushHeaders();
   if (start.kind === 'expired') {
@@ -145,6 +148,9 @@ async function pumpWatcher(w: Watcher, res: ServerResponse, ctx: ProxyContext): 
   ctx.inflight.add(entry);
   const onClose = () => w.close('client');
   res.on('close', onClose);
+  // The client may have left while the watch waited for its probe or for the cache: 'close' has
+  // been emitted already, and the watcher would otherwise stay, collecting events nobody reads.
+  if (res.destroyed || !res.socket || res.socket.destroyed) w.close('client');
   try {
     while (!w.closed) {
       const lines = w.take(WRITE_BATCH);

@@ -30,6 +30,8 @@ func main() {
 		code = runKubectl(args)
 	case "pki":
 		code = runPKI(args)
+	case "informer":
+		code = runInformer(args)
 	default:
 		usage()
 	}
@@ -37,6 +39,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kcluster etcd|apiserver|kubectl|pki [flags]")
+	fmt.Fprintln(os.Stderr, "usage: kcluster etcd|apiserver|kubectl|pki|informer [flags]")
 	os.Exit(2)
 }
