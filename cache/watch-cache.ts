@@ -165,7 +165,15 @@ export class WatchCache {
       afterInitial: undefined, onClose: () => undefined,
     });
     const out: Array<[Buffer, bigint]> = [];
-    for (let i = this.#head; i < this.#events.length; i++) {
+    // The history is in resourceVersion order: start at the first event after `from`.
+    let lo = this.#head;
+    let hi = this.#events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.#events[mid] as HistoryEvent).rv <= from) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.#events.length; i++) {
       const e = this.#events[i] as HistoryEvent;
       if (e.rv <= from) continue;
       const as = this.#asSeenBy(probe, e);
