@@ -1,8 +1,10 @@
-// WATCH answered from the cache: the HTTP side. One probe, sent upstream with the client's own
-// credentials, authorizes the watch as a watch (same path, same selectors) and, being a consistent
-// watch-list whose label selector additionally matches nothing, ends at once with a bookmark at the
-// apiserver's current resourceVersion: the freshness target for watches that start from the
-// current state. Then the client's events come from the cache's watcher, written as they arrive.
+// WATCH answered from the cache: the HTTP side. A probe sent upstream with the client's own
+// credentials authorizes the watch as a watch (same path, same selectors). For a watch that starts
+// from the current state with resourceVersion unset, the probe is a consistent watch-list whose
+// label selector additionally matches nothing: it ends at once with a bookmark at the apiserver's
+// current resourceVersion, the freshness target. Other watches are probed by a plain watch from the
+// cache's resourceVersion, which the apiserver's watch cache answers without a quorum read. Then the
+// client's events come from the cache's watcher, written as they arrive.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { RequestInfo } from './request-info.js';
@@ -67,12 +69,22 @@ function planWatch(info: RequestInfo, cr: CachedResource): Plan | string {
 
 type Probe = { kind: 'allowed'; rv: bigint | undefined } | { kind: 'reply'; status: number; headers: Record<string, string | string[] | undefined>; body: Buffer } | { kind: 'fail'; reason: string };
 
-async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx: ProxyContext): Promise<Probe> {
+/**
+ * `fromRV`: the watch needs no freshness target, so a plain watch from the cache's resourceVersion
+ * (served by the apiserver's watch cache, no quorum read) authorizes it: its 200 is the answer.
+ */
+async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx: ProxyContext, fromRV: bigint | undefined): Promise<Probe> {
   const url = req.url ?? '/';
   const path = url.split('?', 1)[0] ?? url;
   const labels = first(info, 'labelSelector');
-  const q = new URLSearchParams({ watch: '1', sendInitialEvents: 'true', allowWatchBookmarks: 'true', resourceVersionMatch: 'NotOlderThan', timeoutSeconds: '10' });
-  q.set('labelSelector', labels ? `${labels},${NOTHING}` : NOTHING);
+  const q = fromRV !== undefined
+    ? new URLSearchParams({ watch: '1', resourceVersion: fromRV.toString(), timeoutSeconds: '1' })
+    : new URLSearchParams({ watch: '1', sendInitialEvents: 'true', allowWatchBookmarks: 'true', resourceVersionMatch: 'NotOlderThan', timeoutSeconds: '10' });
+  if (fromRV !== undefined) {
+    if (labels) q.set('labelSelector', labels);
+  } else {
+    q.set('labelSelector', labels ? `${labels},${NOTHING}` : NOTHING);
+  }
   const fields = first(info, 'fieldSelector');
   if (fields) q.set('fieldSelector', fields);
   const target = ctx.upstreams.pick();
@@ -93,6 +105,7 @@ async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding
       return { kind: 'reply', status: up.statusCode, headers: up.headers, body: Buffer.concat(chunks) };
     }
     if (up.statusCode !== 200) return { kind: 'fail', reason: `probe_${up.statusCode}` };
+    if (fromRV !== undefined) return { kind: 'allowed', rv: undefined };
     const lines = new LineSplitter();
     for await (const chunk of up.body) {
       for (const line of lines.push(chunk as Buffer)) {
@@ -118,7 +131,7 @@ export async function serveWatchFromCache(req: IncomingMessage, res: ServerRespo
   const plan = planWatch(info, cr);
   if (typeof plan === 'string') return forward(plan);
   if (!cr.reflector.synced) return forward('not_synced');
-  const p = await probeWatch(req, info, f, ctx);
+  const p = await probeWatch(req, info, f, ctx, plan.waitFor === 'probe' ? undefined : cr.reflector.resourceVersion);
   if (p.kind === 'fail') return forward(p.reason);
   if (p.kind === 'reply') {
     res.writeHead(p.status, Object.fromEntries(Object.entries(p.headers).filter((e): e is [string, string | string[]] => e[1] !== undefined && !['connection', 'keep-alive', 'transfer-encoding'].includes(e[0]))));
