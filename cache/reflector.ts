@@ -315,9 +315,11 @@ export class Reflector {
    * `to`), as ordinary events in resourceVersion order, each at a resourceVersion of its own: a
    * client resumes from the last one it saw, and two events at one resourceVersion would make it
    * skip the second. Changed objects carry their own. A deletion happened at some revision in
-   * (from, to] that no surviving object holds, but which one is unknown: the deletions get the
-   * lowest such free revisions (sending a deletion early is what a client that fails over to an
-   * apiserver can tolerate: it may see the DELETED again, never miss it).
+   * (from, to] that no surviving object holds (so there are enough of those), but which one is
+   * unknown: the deletions get the lowest such free revisions, so that by any resourceVersion a
+   * client has seen at least as many deletions as had really happened (one that fails over to an
+   * apiserver mid-diff rather gets a DELETED twice). Resuming from these resourceVersions is exact
+   * here; from other ones inside (from, to) it is not, and the watch cache answers 410 (RelistGap).
    */
   #emitDiff(before: Store, after: Store, from: bigint, to: bigint): void {
     if (this.#listeners.size === 0) return;

@@ -13,59 +13,21 @@ import type { Forwarding } from './client-identity.js';
 import { forwardingEdits } from './forwarding-edits.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { jsonAnswerRefusal } from './content-negotiation.js';
-import { parseLabelSelector, isLabelSelectorError } from '../indexes/label-selector.js';
-import { parseFieldSelector, isFieldSelectorError } from '../indexes/field-selector.js';
 import { parseResourceVersion } from '../cache/resource-version.js';
 import { LineSplitter } from '../cache/line-splitter.js';
 import { watchEventObject, topLevelMember } from '../cache/json-scan.js';
 import { eventLine } from '../cache/watch-encoding.js';
 import { statusBody } from './status.js';
 import type { CachedResource, ResourceCache } from '../cache/resource-cache.js';
-import type { WatchRequest } from '../cache/watch-cache.js';
+import { planWatch } from '../cache/watch-options.js';
 import type { Watcher } from '../cache/watcher.js';
 import type { CacheOutcome } from './cache-reads.js';
 
-// `timeout` (client-go sends it on every watch, e.g. timeout=6m44s) bounds short requests only: the
-// apiserver ignores it on watches, which are long-running (the deadline filter skips them).
-const KNOWN = new Set(['watch', 'resourceVersion', 'resourceVersionMatch', 'allowWatchBookmarks', 'timeoutSeconds', 'timeout', 'labelSelector', 'fieldSelector', 'sendInitialEvents']);
 const NOTHING = 'kube-cache-proxy.invalid/none=none';
 const WRITE_BATCH = 256 * 1024;
 
 const forward = (reason: string): CacheOutcome => ({ served: false, reason });
 const first = (info: RequestInfo, k: string): string | undefined => info.query.get(k)?.[0];
-const truthy = (v: string | undefined) => v !== undefined && v !== '0' && v.toLowerCase() !== 'false';
-
-type Plan = { readonly request: Omit<WatchRequest, 'timeoutMs'>; readonly timeoutMs: number; readonly waitFor: 'probe' | bigint | undefined };
-
-/** What the apiserver would do with this watch, if the cache can do exactly that. */
-function planWatch(info: RequestInfo, cr: CachedResource): Plan | string {
-  for (const k of info.query.keys()) if (!KNOWN.has(k)) return k === 'pretty' ? 'pretty' : 'unknown_parameter';
-  if (info.parts.length > 1) return 'watch_path';
-  const labels = parseLabelSelector(first(info, 'labelSelector') ?? '');
-  const fields = parseFieldSelector(first(info, 'fieldSelector') ?? '');
-  if (isLabelSelectorError(labels) || isFieldSelectorError(fields)) return 'unsupported_selector';
-  for (const t of fields.terms) if (!cr.reflector.fieldSet.supported.has(t.field)) return 'unsupported_selector';
-  const timeoutText = first(info, 'timeoutSeconds');
-  if (timeoutText !== undefined && !/^[0-9]{1,9}$/.test(timeoutText)) return 'invalid_timeout';
-  // kube-apiserver's default: --min-request-timeout (1800 s) times a random factor in [1, 2).
-  const timeoutMs = timeoutText !== undefined && Number(timeoutText) > 0 ? Number(timeoutText) * 1000 : 1800_000 * (1 + Math.random());
-  const rv = first(info, 'resourceVersion') ?? '';
-  const match = first(info, 'resourceVersionMatch') ?? '';
-  const sendInitial = first(info, 'sendInitialEvents');
-  const bookmarks = truthy(first(info, 'allowWatchBookmarks'));
-  const filter = { namespace: info.namespace || undefined, labels, fields };
-  const parsedRV = rv === '' || rv === '0' ? undefined : parseResourceVersion(rv);
-  if (rv !== '' && rv !== '0' && parsedRV === undefined) return 'invalid_rv';
-  if (sendInitial !== undefined) {
-    // Watch-list: initial state, then (with bookmarks) the initial-events-end bookmark.
-    if (!truthy(sendInitial) || match !== 'NotOlderThan' || !bookmarks) return 'watch_options';
-    return { request: { filter, bookmarks, start: { kind: 'state', initialEventsEnd: true } }, timeoutMs, waitFor: rv === '' ? 'probe' : parsedRV };
-  }
-  if (match !== '') return 'watch_options';
-  // Since 1.34 a watch with resourceVersion unset or 0 is served as a watch-list.
-  if (parsedRV === undefined) return { request: { filter, bookmarks, start: { kind: 'state', initialEventsEnd: true } }, timeoutMs, waitFor: rv === '' ? 'probe' : undefined };
-  return { request: { filter, bookmarks, start: { kind: 'from', rv: parsedRV } }, timeoutMs, waitFor: parsedRV };
-}
 
 type Probe = { kind: 'allowed'; rv: bigint | undefined } | { kind: 'reply'; status: number; headers: Record<string, string | string[] | undefined>; body: Buffer } | { kind: 'fail'; reason: string };
 
@@ -128,7 +90,7 @@ export async function serveWatchFromCache(req: IncomingMessage, res: ServerRespo
   if (info.queryLossy) return forward('unparsed_query');
   const refusal = jsonAnswerRefusal(req.headers.accept);
   if (refusal) return forward(refusal);
-  const plan = planWatch(info, cr);
+  const plan = planWatch(info.query, { namespace: info.namespace, namedPath: info.parts.length > 1 }, cr.reflector.fieldSet);
   if (typeof plan === 'string') return forward(plan);
   if (!cr.reflector.synced) return forward('not_synced');
   const p = await probeWatch(req, info, f, ctx, plan.waitFor === 'probe' ? undefined : cr.reflector.resourceVersion);
