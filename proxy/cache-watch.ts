@@ -119,7 +119,18 @@ export async function serveWatchFromCache(req: IncomingMessage, res: ServerRespo
 
 async function pumpWatcher(w: Watcher, res: ServerResponse, ctx: ProxyContext): Promise<number> {
   let bytes = 0;
-  const entry = { longRunning: true, endCleanly: () => w.close('shutdown'), destroy: () => { w.close('shutdown'); res.destroy(); } };
+  // Ending cleanly writes the final chunk now, before a shutdown with no grace cuts the connection.
+  const entry = {
+    longRunning: true,
+    endCleanly: () => {
+      w.close('shutdown');
+      if (!res.writableEnded) res.end();
+    },
+    destroy: () => {
+      w.close('shutdown');
+      res.destroy();
+    },
+  };
   ctx.inflight.add(entry);
   const onClose = () => w.close('client');
   res.on('close', onClose);
@@ -148,7 +159,7 @@ async function pumpWatcher(w: Watcher, res: ServerResponse, ctx: ProxyContext): 
   } finally {
     res.off('close', onClose);
     ctx.inflight.delete(entry);
-    if (!res.destroyed) res.end();
+    if (!res.destroyed && !res.writableEnded) res.end();
   }
   return bytes;
 }

@@ -77,6 +77,7 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
   if (cache && cached) {
     const entry = { longRunning: false, endCleanly() {}, destroy: () => res.destroy() };
     ctx.inflight.add(entry);
+    ctx.metrics.inflight(longRunning, 1);
     try {
       const outcome = info.verb === 'watch'
         ? await serveWatchFromCache(req, res, info, cached, f, { ...ctx, cache })
@@ -97,6 +98,7 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
       }
     } finally {
       ctx.inflight.delete(entry);
+      ctx.metrics.inflight(longRunning, -1);
     }
   }
 
