@@ -382,8 +382,11 @@ test('watches from a resourceVersion: the proxy sends the apiserver\'s events, b
   const n = rvOfObject(list);
   const TIMEOUT_S = 40;
   const m0 = await scrape(proxy.metricsUrl);
-  const pairs = variants().map(([name, path, prefix]) => {
-    const p = withQuery(path, `watch=true&resourceVersion=${n}&allowWatchBookmarks=true&timeoutSeconds=${TIMEOUT_S}`);
+  const pairs = variants().map(([name, path, prefix], i) => {
+    // Every other one as client-go sends it, with `timeout` (which a watch ignores) and its order.
+    const p = withQuery(path, i % 2
+      ? `allowWatchBookmarks=true&resourceVersion=${n}&timeout=${TIMEOUT_S}s&timeoutSeconds=${TIMEOUT_S}&watch=true`
+      : `watch=true&resourceVersion=${n}&allowWatchBookmarks=true&timeoutSeconds=${TIMEOUT_S}`);
     return {
       name, prefix,
       direct: new WatchStream(`${name} (direct)`, direct(), p, adminToken(cluster), agent),
@@ -421,7 +424,9 @@ test('watches from a resourceVersion: the proxy sends the apiserver\'s events, b
     // and after them, and one before the timeout from the proxy when the apiserver sent one.
     const template = p.direct.bookmarks[0] ? bookmarkShape(p.direct.bookmarks[0]) : undefined;
     for (const s of [p.direct, p.proxied]) problems.push(...bookmarkProblems(s, template, { after: n, notAbove: current }));
-    if (p.direct.bookmarks.length > 0 && p.proxied.bookmarks.length === 0) problems.push(`${p.name}: the apiserver sent ${p.direct.bookmarks.length} bookmark(s), the proxy none`);
+    // The apiserver's bookmark 2 s before the timeout: the proxy must send one then too.
+    const late = (s: WatchStream) => s.bookmarks.some((l) => s.endedAt - l.at <= 5_000);
+    if (late(p.direct) && !late(p.proxied)) problems.push(`${p.name}: the apiserver sent a bookmark in the last 5 s before the timeout, the proxy did not`);
     const types = [...new Set(a.map((l) => l.type))].sort().join('/');
     report.push(`${p.name}: ${a.length} events (${types}), bookmarks direct ${p.direct.bookmarks.map((l) => `${l.rv}@${Math.round((l.at - p.direct.openedAt) / 1000)}s`).join(',') || '-'} proxy ${p.proxied.bookmarks.map((l) => `${l.rv}@${Math.round((l.at - p.proxied.openedAt) / 1000)}s`).join(',') || '-'}`);
   }
@@ -458,6 +463,8 @@ test('initial state: watch-list and legacy watches send the apiserver\'s ADDED l
   const rv = rvOfObject(await must(cluster, direct(), `/api/v1/namespaces/${NS1}/configmaps`, 'GET', undefined, 200));
   const modes: Array<[string, string, boolean]> = [
     ['watch-list', `watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=30`, true],
+    // Exactly what a client-go 1.37 informer sends first.
+    ['watch-list (client-go)', 'allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&sendInitialEvents=true&timeout=6m44s&timeoutSeconds=404&watch=true', true],
     ['watch-list from N', `watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=${rv}&allowWatchBookmarks=true&timeoutSeconds=30`, true],
     ['legacy RV unset', 'watch=true&allowWatchBookmarks=true&timeoutSeconds=30', true],
     ['legacy RV=0', 'watch=1&resourceVersion=0&allowWatchBookmarks=true&timeoutSeconds=30', true],

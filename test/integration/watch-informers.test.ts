@@ -164,16 +164,22 @@ async function nodeInformer<T extends KubernetesObject>(name: string, kc: KubeCo
   informer.on('update', () => { seen.update++; });
   informer.on('delete', () => { seen.delete++; });
   informer.on('connect', () => { seen.connect++; });
+  let stopped = false;
   informer.on('error', (err: unknown) => {
+    // Stopping aborts the watch, which the informer reports as an error.
+    if (stopped) return;
     errors.push(`${name}: ${String(err)}`);
     // As a controller would: start again after an error (the informer does not by itself).
-    setTimeout(() => void informer.start().catch((e: unknown) => errors.push(String(e))), 500);
+    setTimeout(() => void (stopped ? undefined : informer.start().catch((e: unknown) => errors.push(String(e)))), 500);
   });
   await informer.start();
   return {
     name, list,
     state: () => Promise.resolve(fromObjects(informer.list())),
-    stop: () => informer.stop(),
+    stop: async () => {
+      stopped = true;
+      await informer.stop();
+    },
     summary: () => `${name}: events ${JSON.stringify(seen)}`,
   };
 }
