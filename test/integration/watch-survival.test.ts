@@ -3,9 +3,13 @@
 // resourceVersion through the proxy, stay open while writers keep writing straight at the apiservers
 // and (a) every apiserver is restarted in turn, (b) all are down for 5 s, (c) etcd is compacted and
 // every apiserver restarted, so the proxy must relist (410 Expired) and turn the difference into
-// events. No watch may end or carry an ERROR event, resourceVersions must only grow, and afterwards
-// every client's view (its LIST with its events applied) must equal a LIST straight from an
-// apiserver: the same objects at the same resourceVersions.
+// events. No watch may end or carry an ERROR event, resourceVersions must only grow (a bookmark a
+// minute after the start included), and afterwards every client's view (its LIST with its events
+// applied) must equal a LIST straight from an apiserver: the same objects at the same
+// resourceVersions. So must the views of clients that resume from the resourceVersion of an event
+// they got (from inside runs of deletions, which relists send, and at random: replays longer than
+// the watcher queue), and of clients that LIST straight from an apiserver while the proxy has not
+// caught up and then watch through it (a 410 is fine for those: they LIST again).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
