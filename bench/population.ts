@@ -1,6 +1,6 @@
 // Populating the benchmark cluster directly (namespaces, Nodes, optionally ConfigMaps, Pods) with
-// bench/objects.ts' objects, at a fixed concurrency over the client's keep-alive pool. (bench/run.ts
-// has its own copy of this; bench/watch.ts uses this one.)
+// bench/objects.ts' objects, at a fixed concurrency over the client's keep-alive pool (bench/run.ts
+// and bench/watch.ts).
 import { writeWithRetry, type Client } from './client.js';
 import { configMapObject, namespaceName, namespaceObject, nodeObject, podObject, podRef, type Layout } from './objects.js';
 import { sleep } from './stats.js';

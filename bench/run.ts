@@ -3,6 +3,7 @@
 // the same reads direct to the apiserver and through the proxy: latency, throughput, the apiserver's
 // (and the proxy's) CPU per 1,000 requests, the proxy's memory per cached byte, and the cache hit
 // ratio of consistent reads under writes. See bench/README.md.
+import { populate } from './population.js';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +11,8 @@ import { execFileSync } from 'node:child_process';
 import { TestCluster } from '../test/cluster/cluster.js';
 import { repoRoot } from '../test/cluster/paths.js';
 import { parseArgs, scaleLabel, USAGE, type BenchOptions } from './args.js';
-import { Client, closedLoop, writeWithRetry, type LoadResult } from './client.js';
-import { APP_COUNT, appName, configMapObject, namespaceName, namespaceObject, nodeName, nodeObject, podObject, podRef, type Layout } from './objects.js';
+import { Client, closedLoop, type LoadResult } from './client.js';
+import { APP_COUNT, appName, configMapObject, namespaceName, nodeName, podRef, type Layout } from './objects.js';
 import { cpuDelta, sampleCpu, type CpuSample } from './proc.js';
 import { deltaOf, histogramDelta, histogramQuantile, sum, sumBy, type Metrics } from './prom.js';
 import { ProxyProcess, stopAllProxies } from './proxy-process.js';
@@ -31,47 +32,6 @@ interface Env {
 }
 
 // ---------------------------------------------------------------- population
-
-async function parallel(total: number, concurrency: number, what: string, fn: (i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  let done = 0;
-  const started = performance.now();
-  let lastLog = started;
-  const worker = async () => {
-    for (;;) {
-      const i = next++;
-      if (i >= total) return;
-      await fn(i);
-      done++;
-      const now = performance.now();
-      if (now - lastLog > 10_000) {
-        lastLog = now;
-        log(`  ${what}: ${done}/${total} (${Math.round(done / ((now - started) / 1000))}/s)`);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
-  return (performance.now() - started) / 1000;
-}
-
-async function populate(o: BenchOptions, layout: Layout, direct: Client): Promise<{ seconds: number; podSeconds: number }> {
-  const started = performance.now();
-  const json = (v: unknown) => JSON.stringify(v);
-  await parallel(o.namespaces, o.populateConcurrency, 'namespaces', (i) => writeWithRetry(direct, 'POST', '/api/v1/namespaces', json(namespaceObject(i))));
-  // The namespace lifecycle admission reads namespaces from an informer: give it a moment.
-  await sleep(1000);
-  await parallel(o.nodes, o.populateConcurrency, 'nodes', (i) => writeWithRetry(direct, 'POST', '/api/v1/nodes', json(nodeObject(i))));
-  const cms = o.namespaces * o.configMapsPerNamespace;
-  await parallel(cms, o.populateConcurrency, 'configmaps', (i) => {
-    const ns = Math.floor(i / o.configMapsPerNamespace);
-    return writeWithRetry(direct, 'POST', `/api/v1/namespaces/${namespaceName(ns)}/configmaps`, json(configMapObject(ns, i % o.configMapsPerNamespace)));
-  });
-  const podSeconds = await parallel(o.pods, o.populateConcurrency, 'pods', (i) => {
-    const ref = podRef(i, layout);
-    return writeWithRetry(direct, 'POST', `/api/v1/namespaces/${ref.namespace}/pods`, json(podObject(i, layout)));
-  });
-  return { seconds: (performance.now() - started) / 1000, podSeconds };
-}
 
 // ---------------------------------------------------------------- cases
 
@@ -504,7 +464,7 @@ async function main(): Promise<number> {
 
     log(`populating: ${opts.namespaces} namespaces, ${opts.nodes} nodes, ${opts.namespaces * opts.configMapsPerNamespace} configmaps, ${opts.pods} pods`);
     const cpuBeforePopulate = sampleCpu({ apiserver: apiserver.pid });
-    const pop = await populate(opts, layout, direct);
+    const pop = await populate(layout, direct, opts.populateConcurrency, log);
     const popCpu = cpuDelta(cpuBeforePopulate, sampleCpu({ apiserver: apiserver.pid }))['apiserver'] ?? Number.NaN;
     log(`populated in ${pop.seconds.toFixed(1)} s (pods ${(opts.pods / pop.podSeconds).toFixed(0)}/s)`);
 
