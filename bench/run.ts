@@ -4,10 +4,10 @@
 // (and the proxy's) CPU per 1,000 requests, the proxy's memory per cached byte, and the cache hit
 // ratio of consistent reads under writes. See bench/README.md.
 import { populate } from './population.js';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { commandLine, sourceInfo, updateReadme } from './report.js';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { TestCluster } from '../test/cluster/cluster.js';
 import { repoRoot } from '../test/cluster/paths.js';
 import { parseArgs, scaleLabel, USAGE, type BenchOptions } from './args.js';
@@ -368,34 +368,6 @@ async function mixed(env: Env): Promise<MixedResult> {
 // ---------------------------------------------------------------- output
 
 /** The source the proxy under test was built from (read-only git queries). */
-function sourceInfo(root: string): { commit: string; modified: string[] } {
-  const git = (...args: string[]) => {
-    try {
-      return execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      return '';
-    }
-  };
-  const modified = git('status', '--porcelain', '--', 'proxy', 'cache', 'indexes', 'flowcontrol').split('\n').filter((l) => l.trim() !== '').map((l) => l.trim());
-  return { commit: git('rev-parse', '--short', 'HEAD') || 'unknown', modified };
-}
-
-function commandLine(): string {
-  const args = process.argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
-  return process.env['npm_lifecycle_event'] === 'bench' ? `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}` : `node dist/bench/run.js ${args.join(' ')}`.trim();
-}
-
-const BEGIN = '<!-- bench-results:begin -->';
-const END = '<!-- bench-results:end -->';
-
-function updateReadme(file: string, md: string): void {
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : `# Benchmark\n\n## Latest results\n\n${BEGIN}\n${END}\n`;
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  const block = `${BEGIN}\n${md}\n${END}`;
-  const next = b >= 0 && e > b ? text.slice(0, b) + block + text.slice(e + END.length) : `${text.trimEnd()}\n\n## Latest results\n\n${block}\n`;
-  writeFileSync(file, next);
-}
 
 // ---------------------------------------------------------------- main
 
@@ -511,7 +483,7 @@ async function main(): Promise<number> {
     const cpu0 = cpus()[0];
     const result: BenchResult = {
       date: date.toISOString(),
-      command: commandLine(),
+      command: commandLine('bench', 'run.js'),
       source: sourceInfo(root),
       scale: scaleLabel(opts),
       options: { ...opts },
@@ -547,7 +519,7 @@ async function main(): Promise<number> {
     const stamp = date.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
     const file = opts.out ?? join(resultsDir, `${stamp}-${scaleLabel(opts)}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-    if (opts.writeReadme) updateReadme(join(root, 'bench', 'README.md'), md);
+    if (opts.writeReadme) updateReadme(join(root, 'bench', 'README.md'), 'bench-results', 'Latest results', md);
     process.stdout.write(`${md}\n`);
     log(`results: ${file}${opts.writeReadme ? ' and bench/README.md' : ''}; run time ${runSeconds.toFixed(0)} s`);
     return 0;

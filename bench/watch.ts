@@ -7,10 +7,9 @@
 // while opening, the proxy's memory per watcher, and the time to open the watchers. See
 // bench/README.md ("Watch benchmark").
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TestCluster } from '../test/cluster/cluster.js';
 import { repoRoot } from '../test/cluster/paths.js';
@@ -18,6 +17,7 @@ import { parseWatchArgs, WATCH_USAGE, watchScaleLabel, type WatchBenchOptions } 
 import { Client } from './client.js';
 import { nodeName, podRef, type Layout } from './objects.js';
 import { populate } from './population.js';
+import { commandLine, sourceInfo, updateReadme } from './report.js';
 import { cpuDelta, sampleCpu, type CpuSample } from './proc.js';
 import { deltaOf, sum, sumBy, type Metrics } from './prom.js';
 import { ProxyProcess, stopAllProxies } from './proxy-process.js';
@@ -554,35 +554,6 @@ async function phase(env: Env, side: Side, watchers: number, index: number, px: 
 
 // ---------------------------------------------------------------- output
 
-function sourceInfo(root: string): { commit: string; modified: string[] } {
-  // Read-only queries; --no-optional-locks keeps `status` from refreshing the index.
-  const git = (...args: string[]) => {
-    try {
-      return execFileSync('git', ['--no-optional-locks', '-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    } catch {
-      return '';
-    }
-  };
-  const modified = git('status', '--porcelain', '--', 'proxy', 'cache', 'indexes', 'flowcontrol').split('\n').filter((l) => l.trim() !== '').map((l) => l.trim());
-  return { commit: git('rev-parse', '--short', 'HEAD') || 'unknown', modified };
-}
-
-function commandLine(): string {
-  const args = process.argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
-  return process.env['npm_lifecycle_event'] === 'bench:watch' ? `npm run bench:watch${args.length ? ` -- ${args.join(' ')}` : ''}` : `node dist/bench/watch.js ${args.join(' ')}`.trim();
-}
-
-const BEGIN = '<!-- bench-watch-results:begin -->';
-const END = '<!-- bench-watch-results:end -->';
-
-function updateReadme(file: string, md: string): void {
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark\n';
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  const block = `${BEGIN}\n${md}\n${END}`;
-  const next = b >= 0 && e > b ? text.slice(0, b) + block + text.slice(e + END.length) : `${text.trimEnd()}\n\n## Latest watch results\n\n${block}\n`;
-  writeFileSync(file, next);
-}
 
 function durationText(s: number): string {
   if (s < 90) return `${s.toFixed(0)} s`;
@@ -771,7 +742,7 @@ async function main(): Promise<number> {
     const cpu0 = cpus()[0];
     const result: WatchBenchResult = {
       date: date.toISOString(),
-      command: commandLine(),
+      command: commandLine('bench:watch', 'watch.js'),
       source: sourceInfo(root),
       scale: watchScaleLabel(o),
       options: o,
@@ -796,7 +767,7 @@ async function main(): Promise<number> {
     const stamp = date.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
     const file = o.out ?? join(resultsDir, `watch-${stamp}-${watchScaleLabel(o)}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-    if (o.writeReadme) updateReadme(join(root, 'bench', 'README.md'), md);
+    if (o.writeReadme) updateReadme(join(root, 'bench', 'README.md'), 'bench-watch-results', 'Latest watch results', md);
     process.stdout.write(`${md}\n`);
     log(`results: ${file}${o.writeReadme ? ' and bench/README.md' : ''}; run time ${runSeconds.toFixed(0)} s`);
     return 0;
