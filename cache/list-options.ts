@@ -1,5 +1,6 @@
-// A LIST request's options, read as kube-apiserver reads them (see WIRE.md §4–5), and what the
-// cache can do with them. Anything the cache cannot answer exactly is forwarded, with a reason.
+// A LIST request's options, read as kube-apiserver reads them (docs/design.md, "Continue tokens and
+// limit" and "resourceVersion semantics"), and what the cache can do with them. Anything the cache
+// cannot answer exactly is forwarded, with a reason.
 import { parseLabelSelector, isLabelSelectorError, type LabelSelector } from '../indexes/label-selector.js';
 import { parseFieldSelector, isFieldSelectorError, type FieldSelector } from '../indexes/field-selector.js';
 import type { FieldSet } from '../indexes/selectable-fields.js';

@@ -1,5 +1,6 @@
-// A WATCH request's options, read as kube-apiserver reads them (WIRE.md §2, §5), and what the
-// cache can do with them; anything it cannot answer exactly is a reason to forward.
+// A WATCH request's options, read as kube-apiserver reads them (docs/design.md, "Watch streams" and
+// "resourceVersion semantics"), and what the cache can do with them; anything it cannot answer
+// exactly is a reason to forward.
 import { parseLabelSelector, isLabelSelectorError } from '../indexes/label-selector.js';
 import { parseFieldSelector, isFieldSelectorError } from '../indexes/field-selector.js';
 import type { FieldSet } from '../indexes/selectable-fields.js';

@@ -410,7 +410,7 @@ interface ReadCase {
   readonly plus: boolean;
   /** Other query parameters, on every page. */
   readonly extra: string | undefined;
-  /** Per DESIGN.md: the cache answers it, never answers it, or either is right. */
+  /** Per docs/design.md ("Which reads are answered from the cache"): the cache answers it, never answers it, or either is right. */
   readonly expect: 'cache' | 'forward' | 'either';
   readonly cacheable: boolean;
 }
@@ -485,7 +485,7 @@ function fieldChoices(r: Resource, ns: string | undefined): SelectorChoice[] {
 const HARMLESS_EXTRAS = ['watch=false', 'watch=0', 'timeoutSeconds=30', 'allowWatchBookmarks=true', 'watch=false&timeoutSeconds=5'];
 /** Parameters that are forwarded: the apiserver writes the answer (pretty output, 422s, 400s). */
 const OTHER_EXTRAS = ['pretty=true', 'pretty=false', 'sendInitialEvents=false', 'foo=bar', 'limit=-1', 'timeoutSeconds=abc', 'labelSelector=app%3Dweb'];
-/** Of those, the ones DESIGN.md says are never answered from the cache. */
+/** Of those, the ones docs/design.md ("Which reads are answered from the cache") says are never answered from the cache. */
 const NEVER_EXTRAS = ['pretty=true', 'pretty=false', 'foo=bar'];
 let recentRV = '0';
 const invalidRvParams = () => [
@@ -956,7 +956,7 @@ test('resourceVersion=0 with a limit: the apiserver ignores the limit, and so do
     const limit = Number(/limit=(\d+)/.exec(q)?.[1]);
     const dm = listMeta(d.body);
     log(`${q}: direct ${itemBytes(d.body).length} items, continue ${dm.continue === undefined ? 'absent' : 'present'}; proxy ${itemBytes(p.body).length} items, served ${served}`);
-    // What WIRE.md says of the watch cache, checked against this apiserver:
+    // docs/design.md ("Continue tokens and limit"): the watch cache ignores limit for resourceVersion=0; checked against this apiserver:
     assert.equal(dm.continue, undefined);
     assert.ok(itemBytes(d.body).length > limit);
     assert.equal(listMeta(p.body).continue, undefined);

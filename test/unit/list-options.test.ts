@@ -27,7 +27,8 @@ const any: Want = { mode: 'any', limit: 0 };
 const not = (rv: bigint, limit = 0): Want => ({ mode: 'notOlderThan', rv, limit });
 const fwd = (forward: string): Want => ({ forward });
 
-// WIRE.md §4–5: resourceVersion × resourceVersionMatch × limit × continue.
+// docs/design.md, "resourceVersion semantics" and "Continue tokens and limit":
+// resourceVersion × resourceVersionMatch × limit × continue.
 const cases: ReadonlyArray<readonly [query: string, want: Want]> = [
   // resourceVersion unset: consistent read (most recent)
   ['', c()],
