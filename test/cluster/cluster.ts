@@ -55,6 +55,17 @@ export interface UpOptions {
   dir: string;
   apiservers?: number;
   log?: (msg: string) => void;
+  /** Extra kube-apiserver flags, appended to every apiserver's (e.g. `--max-requests-inflight=100`). */
+  apiserverArgs?: readonly string[];
+  /** Extra bearer-token users, appended to tokens.csv (e.g. `system:node:<name>` in `system:nodes`). */
+  tokenUsers?: readonly TokenUser[];
+}
+
+export interface TokenUser {
+  token: string;
+  user: string;
+  uid?: string;
+  groups?: readonly string[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -93,6 +104,7 @@ export class TestCluster {
       `${tokens.admin},admin,uid-admin,"system:masters"`,
       `${tokens.viewer},viewer,uid-viewer,"team-a-viewers"`,
       `${tokens.nobody},nobody,uid-nobody`,
+      ...(opts.tokenUsers ?? []).map((u) => `${u.token},${u.user},${u.uid ?? `uid-${u.user}`}${u.groups?.length ? `,"${u.groups.join(',')}"` : ''}`),
       '',
     ].join('\n'), { mode: 0o600 });
 
@@ -106,7 +118,7 @@ export class TestCluster {
     for (let i = 0; i < n; i++) {
       const port = await freePort();
       const name = `apiserver-${i}`;
-      const args = apiserverArgs({ dir, pki, port, etcdUrl: etcd.url, name });
+      const args = [...apiserverArgs({ dir, pki, port, etcdUrl: etcd.url, name }), ...(opts.apiserverArgs ?? [])];
       const logFile = join(logs, `${name}.log`);
       apiservers.push({ name, port, url: `https://127.0.0.1:${port}`, args, logFile, pid: 0 });
     }
