@@ -21,6 +21,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP re-reads the flow-control configuration (a refused one is logged; the old one stays);
+  // one arriving during startup is ignored rather than killing the process.
+  let reload = () => {};
+  process.on('SIGHUP', () => reload());
 
   // The server's modules (client-node, fastify, …) are loaded only now: --help and flag errors stay quick.
   const { runProxy } = await import('./main.js');
@@ -40,6 +44,10 @@ async function main(): Promise<void> {
         process.exit(1);
       },
     );
+  };
+  reload = () => {
+    log.info('SIGHUP: reloading the flow-control configuration');
+    proxy.reloadFlowControl();
   };
   if (stopRequested !== undefined) stop(stopRequested);
 }

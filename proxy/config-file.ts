@@ -3,9 +3,10 @@
 import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { ConfigError } from './errors.js';
+import { flowControlConfigFrom } from './flow-control-source.js';
 import { isLogLevel, parseListen, LOG_LEVELS, type ProxyOptions } from './options.js';
 
-type FieldType = 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds' | 'count';
+type FieldType = 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds' | 'count' | 'flowControl';
 
 const SCHEMA: Readonly<Record<string, FieldType>> = {
   kubeconfig: 'string',
@@ -26,9 +27,10 @@ const SCHEMA: Readonly<Record<string, FieldType>> = {
   cacheFreshnessWaitSeconds: 'seconds',
   cacheSnapshotTtlSeconds: 'seconds',
   cacheAuthorizationTtlSeconds: 'seconds',
+  flowControl: 'flowControl',
 };
 
-export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOptions, 'cache'>]: ProxyOptions[K] }> & {
+export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOptions, 'cache' | 'flowControlSource'>]: ProxyOptions[K] }> & {
   cacheResources?: string[];
   cacheIndexedFields?: string[];
   cachePageSize?: number;
@@ -59,6 +61,8 @@ function check(file: string, key: string, type: FieldType, v: unknown): ConfigFi
       return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail('must be a number of seconds >= 0');
     case 'count':
       return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : fail('must be a whole number >= 1');
+    case 'flowControl':
+      return flowControlConfigFrom(v, { file, flag: '--config' });
   }
 }
 

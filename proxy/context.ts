@@ -6,6 +6,7 @@ import type { InflightTracker } from './inflight.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
 import type { AuthorizationCache } from './authorization-cache.js';
 import type { CompressedLists } from './compressed-lists.js';
+import type { FlowControl } from '../flowcontrol/flow-control.js';
 
 export interface ProxyContext {
   readonly upstreams: UpstreamSet;
@@ -20,4 +21,6 @@ export interface ProxyContext {
   readonly authorization: AuthorizationCache;
   /** Gzipped bodies of large complete lists, shared by clients listing the same state. */
   readonly compressedLists: CompressedLists;
+  /** Admission with multi-level limits and the dynamic Retry-After; undefined: none. */
+  readonly flowControl?: FlowControl | undefined;
 }

@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.js';
 import { loadConfigFile } from './config-file.js';
 import { cacheConfigFrom } from './cache-options.js';
+import { loadFlowControlConfig, type FlowControlSource } from './flow-control-source.js';
+import { DEFAULT_FLOW_CONTROL } from '../flowcontrol/defaults.js';
 import {
   DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, LOG_LEVELS, isLogLevel, parseListen, type ListenAddress, type ProxyOptions,
 } from './options.js';
@@ -36,13 +38,17 @@ Cache (LIST and GET resourceVersion=0 answered from watch-fed memory, same answe
   --cache-authorization-ttl SEC  let an allowed probe stand in for later ones of the same client and
                                request for resourceVersion=0 reads, trading up to SEC of revocation delay
                                for fewer apiserver round trips (default 0: every read is probed)
+Flow control (multi-level limits, fair queues, 429 with a dynamic Retry-After):
+  --flow-control-config FILE   YAML file with the flow-control configuration (the same as the flowControl
+                               section of --config); reloaded when it changes and on SIGHUP
+                               (default: built-in levels; see the README)
 Other:
   --config FILE                YAML file with any of the options above in camelCase
                                (kubeconfig, context, upstreams, listen, tlsCertFile, tlsPrivateKeyFile,
                                clientCaFile, writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds,
                                cacheResources, cacheIndexedFields (lists), cachePageSize,
                                cacheBookmarkIntervalSeconds, cacheFreshnessWaitSeconds, cacheSnapshotTtlSeconds,
-                               cacheAuthorizationTtlSeconds);
+                               cacheAuthorizationTtlSeconds, flowControl);
                                flags override it
   --write-kubeconfig FILE      write a kubeconfig that points a client at this proxy with the source
                                context's credentials and the proxy's CA, then keep serving
@@ -71,6 +77,7 @@ export const FLAGS = {
   'cache-freshness-wait': { type: 'string' },
   'cache-snapshot-ttl': { type: 'string' },
   'cache-authorization-ttl': { type: 'string' },
+  'flow-control-config': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -128,6 +135,10 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     snapshotTtlSeconds: num('--cache-snapshot-ttl', v['cache-snapshot-ttl']) ?? file.cacheSnapshotTtlSeconds,
     authorizationTtlSeconds: num('--cache-authorization-ttl', v['cache-authorization-ttl']) ?? file.cacheAuthorizationTtlSeconds,
   });
+  const flowControlSource: FlowControlSource | undefined = v['flow-control-config'] !== undefined
+    ? { file: v['flow-control-config'], flag: '--flow-control-config' }
+    : v.config !== undefined ? { file: v.config, flag: '--config' } : undefined;
+  const flowControl = flowControlSource?.flag === '--flow-control-config' ? loadFlowControlConfig(flowControlSource) : file.flowControl ?? DEFAULT_FLOW_CONTROL;
   const options: ProxyOptions = {
     kubeconfig: v.kubeconfig ?? file.kubeconfig,
     context: v.context ?? file.context,
@@ -141,6 +152,8 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     logLevel,
     shutdownGracePeriodSeconds: grace,
     cache,
+    flowControl,
+    flowControlSource,
   };
   if ((options.tlsCertFile === undefined) !== (options.tlsPrivateKeyFile === undefined)) {
     throw new ConfigError('--tls-cert-file and --tls-private-key-file must be given together');

@@ -15,6 +15,8 @@ import { upstreamErrorReason } from './upstream-errors.js';
 import { cacheCandidate, serveFromCache } from './cache-reads.js';
 import { serveWatchFromCache } from './cache-watch.js';
 import type { Source } from './metrics.js';
+import { admit, flowAttributes, TOO_MANY_REQUESTS } from './flow-gate.js';
+import type { Admission, Ticket } from '../flowcontrol/flow-control.js';
 
 export { forwardedFor, forwardingEdits } from './forwarding-edits.js';
 
@@ -74,15 +76,38 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
 
   const cache = ctx.cache;
   const cached = cache ? cacheCandidate(cache, method, info) : undefined;
+  /** Waits for flow control: the ticket (undefined when flow control is off), or false once a refusal or a client gone is answered. */
+  const admitted = async (pending: Admission | Promise<Admission> | undefined, source: Source): Promise<Ticket | undefined | false> => {
+    const a = pending instanceof Promise ? await pending : pending;
+    if (a?.admitted && res.destroyed) {
+      // The client left while its request waited in a queue.
+      a.release();
+      finish(499, source);
+      return false;
+    }
+    if (a === undefined || a.admitted) return a;
+    closeIfBodyLeft(req, res);
+    sendStatus(res, 429, 'TooManyRequests', TOO_MANY_REQUESTS, { retryAfterSeconds: a.retryAfterSeconds });
+    finish(429, source);
+    return false;
+  };
+  // A read the cache will answer is admitted as such (the apiserver sees only its probe); one that
+  // falls back to the apiserver after all is admitted again, as what it then costs.
+  const toCache = cached !== undefined && (cached.reflector.synced || info.query.has('continue')) &&
+    !(info.verb === 'get' && info.query.get('resourceVersion')?.[0] !== '0');
+  let ticket = await admitted(admit(ctx.flowControl, () => flowAttributes(req, info, f, longRunning, toCache ? 'cache' : 'apiserver', cached)), toCache ? 'cache' : 'upstream');
+  if (ticket === false) return;
   if (cache && cached) {
     const entry = { longRunning: false, endCleanly() {}, destroy: () => res.destroy() };
     ctx.inflight.add(entry);
     ctx.metrics.inflight(longRunning, 1);
+    let done = false;
     try {
       const outcome = info.verb === 'watch'
         ? await serveWatchFromCache(req, res, info, cached, f, { ...ctx, cache })
         : await serveFromCache(req, res, info, cached, f, { ...ctx, cache });
       if (outcome.served) {
+        done = true;
         bytes = outcome.bytes;
         finish(outcome.code, 'cache');
         return;
@@ -92,13 +117,19 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
       ctx.log.error({ err: String(err), path: info.path }, 'serving from the cache failed');
       cache.metrics.fallback(cached.name, info.verb, 'error');
       if (res.headersSent) {
+        done = true;
         res.destroy();
         finish(500, 'cache');
         return;
       }
     } finally {
+      if (done || toCache) ticket?.release();
       ctx.inflight.delete(entry);
       ctx.metrics.inflight(longRunning, -1);
+    }
+    if (toCache) {
+      ticket = await admitted(admit(ctx.flowControl, () => flowAttributes(req, info, f, longRunning, 'apiserver', cached)), 'upstream');
+      if (ticket === false) return;
     }
   }
 
@@ -164,6 +195,7 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
     await pump(up.body, res, (n) => { bytes += n; }, () => ended);
     finish(up.statusCode);
   } finally {
+    ticket?.release();
     res.off('close', onClientGone);
     ctx.inflight.delete(entry);
     ctx.metrics.inflight(longRunning, -1);

@@ -17,6 +17,10 @@ import type { ReadinessCheck } from './health-server.js';
 import { cacheUpstream } from './cache-upstream.js';
 import { ResourceCache } from '../cache/resource-cache.js';
 import { createCacheMetrics } from '../cache/metrics.js';
+import { FlowControl } from '../flowcontrol/flow-control.js';
+import { createFlowControlMetrics } from '../flowcontrol/metrics.js';
+import type { Clock } from '../flowcontrol/clock.js';
+import { watchFlowControlConfig, type FlowControlReloader } from './flow-control-source.js';
 
 export interface RunningProxy {
   readonly server: ProxyServer;
@@ -25,8 +29,20 @@ export interface RunningProxy {
   readonly url: string;
   readonly caPem: string;
   readonly cache: ResourceCache | undefined;
+  readonly flowControl: FlowControl;
+  /** Re-reads the flow-control file (SIGHUP); returns the error when the new configuration is refused. */
+  reloadFlowControl(): string | undefined;
   shutdown(): Promise<void>;
 }
+
+/** The process clock for flow control: monotonic milliseconds, and Node timers. */
+const processClock: Clock = {
+  now: () => performance.now(),
+  schedule(ms, fn) {
+    const t = setTimeout(fn, ms);
+    return () => clearTimeout(t);
+  },
+};
 
 function readFile(flag: string, file: string): Buffer {
   try {
@@ -118,7 +134,17 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
     const c = cache;
     stops.push(() => c.stop());
   }
-  const server = await step('--listen', () => startProxyServer({ host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa }, upstreams: upstreams.set, log, registry, cache }));
+  let flowControl: FlowControl | undefined;
+  const flowControlMetrics = createFlowControlMetrics(registry, () => flowControl?.stats() ?? []);
+  flowControl = new FlowControl(o.flowControl, processClock, flowControlMetrics);
+  const fc = flowControl;
+  let reloader: FlowControlReloader | undefined;
+  if (o.flowControlSource) {
+    const r = watchFlowControlConfig(o.flowControlSource, fc, log);
+    reloader = r;
+    stops.push(async () => r.stop());
+  }
+  const server = await step('--listen', () => startProxyServer({ host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa }, upstreams: upstreams.set, log, registry, cache, flowControl: fc }));
   stops.push(() => server.shutdown(o.shutdownGracePeriodSeconds * 1000));
   const readiness: ReadinessCheck[] = [() => (server.draining ? 'shutting down' : undefined)];
   if (cache) {
@@ -137,7 +163,8 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
   log.info({ url, metricsPort: health.port, upstreams: upstreams.set.targets.map((t) => t.origin.origin) }, 'kube-cache-proxy serving');
   let stopping: Promise<void> | undefined;
   return {
-    server, health, url, caPem, cache,
+    server, health, url, caPem, cache, flowControl: fc,
+    reloadFlowControl: () => reloader?.reload(),
     shutdown() {
       // Drain first, while /readyz still answers (503, "shutting down"); then everything else.
       stopping ??= server.shutdown(o.shutdownGracePeriodSeconds * 1000).then(undo);

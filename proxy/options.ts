@@ -1,5 +1,7 @@
 // The proxy's options: defaults, overridden by the --config file, overridden by flags.
 import type { CacheConfig } from '../cache/config.js';
+import type { FlowControlConfig } from '../flowcontrol/config.js';
+import type { FlowControlSource } from './flow-control-source.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -20,6 +22,10 @@ export interface ProxyOptions {
   readonly shutdownGracePeriodSeconds: number;
   /** The watch-fed cache; undefined: every request passes through. */
   readonly cache: CacheConfig | undefined;
+  /** Flow control (on by default, with DEFAULT_FLOW_CONTROL). */
+  readonly flowControl: FlowControlConfig;
+  /** The file it was read from, reloaded on change and SIGHUP; undefined: no file. */
+  readonly flowControlSource: FlowControlSource | undefined;
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

@@ -16,6 +16,7 @@ import type { ProxyContext } from './context.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
 import { AuthorizationCache } from './authorization-cache.js';
 import { CompressedLists } from './compressed-lists.js';
+import type { FlowControl } from '../flowcontrol/flow-control.js';
 
 export interface ProxyServerOptions {
   readonly host: string;
@@ -25,6 +26,7 @@ export interface ProxyServerOptions {
   readonly log: Logger;
   readonly registry: Registry;
   readonly cache?: ResourceCache | undefined;
+  readonly flowControl?: FlowControl | undefined;
 }
 
 export interface ProxyServer {
@@ -122,6 +124,7 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     cache: o.cache,
     compressedLists: new CompressedLists({ maxBytes: 256 * 1024 * 1024, ttlSeconds: 60 }),
     authorization: new AuthorizationCache({ ttlSeconds: o.cache?.config.authorizationTtlSeconds ?? 0, max: 100_000 }),
+    flowControl: o.flowControl,
   };
   const answered = new WeakSet<Duplex>();
   /** Every HTTP request: refused here when malformed or while shutting down, else forwarded. */

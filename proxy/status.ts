@@ -1,6 +1,6 @@
 // Kubernetes Status bodies for the errors the proxy itself answers, in kube-apiserver's key order
 // (kind, apiVersion, metadata, status, message, reason, details, code).
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 export interface StatusDetails {
   readonly name?: string;
@@ -44,7 +44,7 @@ export function sendStatus(res: ServerResponse, code: number, reason: string, me
 /** The same Status as a raw HTTP/1.1 response, for sockets taken over by an upgrade. */
 export function rawStatusResponse(code: number, reason: string, message: string, details?: StatusDetails): string {
   const body = statusBody(code, reason, message, details);
-  const statusText = code === 403 ? 'Forbidden' : code === 401 ? 'Unauthorized' : code === 502 ? 'Bad Gateway' : code === 503 ? 'Service Unavailable' : 'Error';
+  const statusText = STATUS_CODES[code] ?? 'Error';
   const retry = details?.retryAfterSeconds ? `Retry-After: ${details.retryAfterSeconds}\r\n` : '';
   return `HTTP/1.1 ${code} ${statusText}\r\nContent-Type: application/json\r\nCache-Control: no-cache, private\r\n${retry}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }

@@ -12,6 +12,7 @@ import { forwardingEdits } from './forward.js';
 import type { ProxyContext } from './context.js';
 import { resolveRequestInfo } from './request-info.js';
 import { upstreamErrorReason } from './upstream-errors.js';
+import { admit, flowAttributes, TOO_MANY_REQUESTS } from './flow-gate.js';
 
 /** TCP and TLS handshake with the apiserver, as undici's default connect timeout on the forward path. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -47,11 +48,14 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
   afterPendingResponses(socket, () => {
     // The client went away while an earlier response was still being written.
     if (socket.destroyed) return;
-    splice(req, socket, head, ctx);
+    splice(req, socket, head, ctx).catch((err: unknown) => {
+      ctx.log.error({ err: String(err) }, 'upgrade failed');
+      socket.destroy();
+    });
   });
 }
 
-function splice(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ProxyContext): void {
+async function splice(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ProxyContext): Promise<void> {
   const started = process.hrtime.bigint();
   const method = req.method ?? 'GET';
   const url = req.url ?? '/';
@@ -81,6 +85,13 @@ function splice(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ProxyCo
   if (ctx.inflight.draining) return refuse(503, 'ServiceUnavailable', 'kube-cache-proxy is shutting down', 1);
   const f = resolveForwarding(req, ctx.clientCerts);
   if (f.kind === 'reject') return refuse(f.code, f.reason, f.message);
+  const pending = admit(ctx.flowControl, () => flowAttributes(req, info, f, true, 'apiserver', undefined));
+  const admission = pending instanceof Promise ? await pending : pending;
+  if (admission && !admission.admitted) return refuse(429, 'TooManyRequests', TOO_MANY_REQUESTS, admission.retryAfterSeconds);
+  if (socket.destroyed) {
+    admission?.release();
+    return;
+  }
 
   const target = ctx.upstreams.pick();
   const edits = forwardingEdits(req, f, ctx);
@@ -119,6 +130,7 @@ function splice(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ProxyCo
   let closed = 0;
   const onClose = () => {
     if (++closed < 2) return;
+    admission?.release();
     ctx.inflight.delete(entry);
     ctx.metrics.upgradesActive(-1);
     log();

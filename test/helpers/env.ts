@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { TestCluster } from '../cluster/cluster.js';
 import { runProxy, type RunningProxy } from '../../proxy/main.js';
 import type { ProxyOptions } from '../../proxy/options.js';
+import { DEFAULT_FLOW_CONTROL } from '../../flowcontrol/defaults.js';
 
 export const CLUSTER_ENV = 'KCP_TEST_CLUSTER_DIR';
 
@@ -38,6 +39,8 @@ export async function startTestProxy(cluster: TestCluster, overrides: Partial<Pr
     logLevel: 'silent',
     shutdownGracePeriodSeconds: 5,
     cache: undefined,
+    flowControl: DEFAULT_FLOW_CONTROL,
+    flowControlSource: undefined,
     ...overrides,
   };
   const log = pino({ level: process.env['KCP_TEST_LOG_LEVEL'] ?? options.logLevel });

@@ -1,4 +1,5 @@
 // parseFlags: every flag, the listen forms, the errors, and flags over the --config file.
+import { DEFAULT_FLOW_CONTROL } from '../../flowcontrol/defaults.js';
 import { test, after } from 'node:test';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 import assert from 'node:assert/strict';
@@ -48,6 +49,8 @@ const DEFAULTS: ProxyOptions = {
   logLevel: 'info',
   shutdownGracePeriodSeconds: 30,
   cache: cacheConfigFrom({}),
+  flowControl: DEFAULT_FLOW_CONTROL,
+  flowControlSource: undefined,
 };
 
 test('no flags: the defaults', () => {
@@ -152,7 +155,7 @@ test('TLS serving files come in pairs', () => {
   fails(['--tls-private-key-file', '/k'], /^--tls-cert-file and --tls-private-key-file must be given together$/);
   // A pair split between the config file and the flags is a pair.
   const cfg = file('cert-only.yaml', 'tlsCertFile: /c\n');
-  assert.deepEqual(options(['--config', cfg, '--tls-private-key-file', '/k']), { ...DEFAULTS, tlsCertFile: '/c', tlsPrivateKeyFile: '/k' });
+  assert.deepEqual(options(['--config', cfg, '--tls-private-key-file', '/k']), { ...DEFAULTS, tlsCertFile: '/c', tlsPrivateKeyFile: '/k', flowControlSource: { file: cfg, flag: '--config' } });
   fails(['--config', cfg], /must be given together/);
 });
 
@@ -207,6 +210,8 @@ test('flags override the config file, field by field; unset flags keep its value
     logLevel: 'warn',
     shutdownGracePeriodSeconds: 7,
     cache: cacheConfigFrom({}),
+    flowControl: DEFAULT_FLOW_CONTROL,
+    flowControlSource: { file: cfg, flag: '--config' },
   };
   assert.deepEqual(options(['--config', cfg]), fromFile);
   const overrides: Array<[string[], Partial<ProxyOptions>]> = [
