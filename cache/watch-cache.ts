@@ -4,7 +4,8 @@
 // its namespace, those whose field selector pins an indexed field (spec.nodeName) to its value, and
 // unfiltered ones. A MODIFIED event that moves an object into or out of a watcher's selector
 // becomes ADDED or DELETED for that watcher, as the apiserver does.
-import type { Reflector, RelistGap, StoreEvent } from './reflector.js';
+import type { Reflector } from './reflector.js';
+import type { RelistGap, StoreEvent } from './store-event.js';
 import type { StoredObject } from './stored-object.js';
 import type { BodyType } from './list-body.js';
 import { BookmarkTemplate, eventLine, eventObject, withResourceVersion, type WireEventType } from './watch-encoding.js';
