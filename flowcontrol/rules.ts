@@ -38,7 +38,13 @@ function compile(spec: RuleSpec, index: number): CompiledRule {
     checks.push((a) => !a.isResourceRequest && (exact.has(a.path) || prefixes.some((p) => a.path.startsWith(p))));
   }
   // Verbs and resources are checked by the index.
-  return { index, spec, matches: (a) => checks.every((c) => c(a)) };
+  return {
+    index, spec,
+    matches: (a) => {
+      for (const c of checks) if (!c(a)) return false;
+      return true;
+    },
+  };
 }
 
 export class RuleIndex {
@@ -67,35 +73,39 @@ export class RuleIndex {
   /** The first matching rule, or undefined. */
   match(a: RequestAttributes): CompiledRule | undefined {
     const key = a.isResourceRequest ? resourceKey(a) : '';
-    let best: CompiledRule | undefined;
-    for (const verb of [a.verb, ANY]) {
-      const byResource = this.#byVerb.get(verb);
-      if (!byResource) continue;
-      for (const r of key === '' ? [ANY] : [key, ANY]) {
-        const list = byResource.get(r);
-        if (!list) continue;
-        for (const rule of list) {
-          if (best && rule.index >= best.index) break;
-          if (rule.matches(a)) {
-            best = rule;
-            break;
-          }
-        }
-      }
-    }
+    let best = this.#first(this.#byVerb.get(a.verb), key, a, undefined);
+    best = this.#first(this.#byVerb.get(ANY), key, a, best);
     return best;
+  }
+
+  #first(byResource: Map<string, CompiledRule[]> | undefined, key: string, a: RequestAttributes, best: CompiledRule | undefined): CompiledRule | undefined {
+    if (!byResource) return best;
+    if (key !== '') best = firstIn(byResource.get(key), a, best);
+    return firstIn(byResource.get(ANY), a, best);
   }
 }
 
-/** The same answer by scanning every rule: the reference the index is tested and measured against. */
-export function matchByScan(rules: readonly RuleSpec[], a: RequestAttributes): number | undefined {
+/** The first rule of `list` that matches and comes before `best`. */
+function firstIn(list: readonly CompiledRule[] | undefined, a: RequestAttributes, best: CompiledRule | undefined): CompiledRule | undefined {
+  if (!list) return best;
+  for (const rule of list) {
+    if (best && rule.index >= best.index) return best;
+    if (rule.matches(a)) return rule;
+  }
+  return best;
+}
+
+export function compileRules(rules: readonly RuleSpec[]): CompiledRule[] {
+  return rules.map(compile);
+}
+
+/** The same answer by scanning every rule in order: what the index is tested and measured against. */
+export function matchByScan(rules: readonly CompiledRule[], a: RequestAttributes): number | undefined {
   const key = a.isResourceRequest ? resourceKey(a) : '';
-  for (let i = 0; i < rules.length; i++) {
-    const spec = rules[i];
-    if (!spec) continue;
+  for (const { spec, index, matches } of rules) {
     if (spec.verbs && !spec.verbs.includes(ANY) && !spec.verbs.includes(a.verb)) continue;
     if (spec.resources && !spec.resources.includes(ANY) && !spec.resources.includes(key)) continue;
-    if (compile(spec, i).matches(a)) return i;
+    if (matches(a)) return index;
   }
   return undefined;
 }

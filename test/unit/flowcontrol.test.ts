@@ -9,7 +9,7 @@ import { costOf, DEFAULT_COST } from '../../flowcontrol/cost.js';
 import { FlowControl, type Admission, type Ticket } from '../../flowcontrol/flow-control.js';
 import { parseFlowControlConfig, FlowControlConfigError, type FlowControlConfig } from '../../flowcontrol/config.js';
 import { DEFAULT_FLOW_CONTROL } from '../../flowcontrol/defaults.js';
-import { RuleIndex, matchByScan } from '../../flowcontrol/rules.js';
+import { RuleIndex, compileRules, matchByScan } from '../../flowcontrol/rules.js';
 import type { RequestAttributes } from '../../flowcontrol/attributes.js';
 
 const attrs = (o: Partial<RequestAttributes> = {}): RequestAttributes => ({
@@ -294,6 +294,7 @@ test('rules: first match wins, every field must match; the index agrees with a s
     ...(i % 11 === 0 ? { userAgents: [{ prefix: `agent-${i % 13}/` }] } : {}),
   }));
   const big = new RuleIndex(many);
+  const compiled = compileRules(many);
   let matched = 0;
   for (let i = 0; i < 3000; i++) {
     const [resource, group] = (resources[i % resources.length] ?? 'pods').split('.', 2) as [string, string | undefined];
@@ -301,7 +302,7 @@ test('rules: first match wins, every field must match; the index agrees with a s
       verb: verbs[(i * 7) % verbs.length] ?? 'get', resource, apiGroup: group === undefined ? '' : resources[i % resources.length]?.slice(resource.length + 1) ?? '',
       namespace: `ns-${i % 60}`, userAgent: `agent-${i % 17}/1`,
     });
-    const want = matchByScan(many, a);
+    const want = matchByScan(compiled, a);
     assert.equal(big.match(a)?.index, want, `request ${i}`);
     if (want !== undefined) matched++;
   }
