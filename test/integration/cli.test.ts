@@ -233,7 +233,7 @@ test('--help prints every flag and exits 0', { timeout: 30_000 }, async () => {
   }
 });
 
-test('bad flags, config, kubeconfig, context or busy ports: non-zero exit, one line on stderr naming the problem', { timeout: 60_000 }, async () => {
+test('bad flags, config, kubeconfig, context or busy ports: non-zero exit, one line on stderr naming the problem', { timeout: 120_000 }, async () => {
   const busy = `127.0.0.1:${apiserver.port}`;
   const admin = users.admin.kubeconfig;
   const base = ['--kubeconfig', admin, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'];
@@ -242,6 +242,8 @@ test('bad flags, config, kubeconfig, context or busy ports: non-zero exit, one l
   const notYaml = file('not-yaml.yaml', 'listen: [":1"\n');
   const busyConfig = file('busy.yaml', `kubeconfig: ${admin}\nlisten: "${busy}"\nmetricsListen: "127.0.0.1:0"\n`);
   const garbage = file('garbage.pem', 'not a certificate\n');
+  const badFlow = file('bad-flow.yaml', 'levels:\n  - name: a\n    qps: -1\ndefaultLevel: a\n');
+  const badFlowSection = file('bad-flow-section.yaml', 'flowControl:\n  rules:\n    - { name: r, level: missing }\n');
   const cases: Array<[string[], RegExp]> = [
     [['--nope'], /^Unknown option '--nope'/],
     [['serve'], /^Unexpected argument 'serve'/],
@@ -256,6 +258,9 @@ test('bad flags, config, kubeconfig, context or busy ports: non-zero exit, one l
     [['--config', unknownField], /^--config .*unknown-field\.yaml: unknown field "bogus" \(known: /],
     [['--config', badType], /^--config .*bad-type\.yaml: field "shutdownGracePeriodSeconds" must be a number of seconds >= 0$/],
     [['--config', notYaml], /^--config .*not-yaml\.yaml: not valid YAML: /],
+    [['--flow-control-config', badFlow], /^--flow-control-config .*bad-flow\.yaml: field "flowControl\.levels\[0\]\.qps" must be a number > 0$/],
+    [['--flow-control-config', 'missing-flow.yaml'], /^--flow-control-config missing-flow\.yaml: ENOENT/],
+    [['--config', badFlowSection], /^--config .*bad-flow-section\.yaml: field "flowControl\.rules\[0\]\.level" no level named "missing"$/],
     [['--kubeconfig', '/nonexistent', '--listen', '127.0.0.1:0'], /^--kubeconfig: ENOENT: no such file or directory, open '\/nonexistent'$/],
     [['--kubeconfig', garbage], /^--kubeconfig: /],
     [[...base, '--context', 'nope'], /^--context: context "nope" not found in the kubeconfig$/],
@@ -502,6 +507,35 @@ test('--config YAML works like the flags', { timeout: 60_000 }, async () => {
   }, 30_000);
   assert.equal(q.stdout, '');
   assert.equal((await terminate(q)).code, 0);
+});
+
+test('SIGHUP reloads --flow-control-config: new limits at once, a refused file logged with its field, the process keeps serving', { timeout: 60_000 }, async () => {
+  const flow = (qps: number) => `levels:\n  - { name: tight, qps: ${qps}, burst: 1, queue: { length: 0 } }\n  - { name: default }\nrules:\n  - { name: versions, level: tight, nonResourceURLs: ["/version"] }\ndefaultLevel: default\n`;
+  const fcFile = file('flow-sighup.yaml', flow(1000));
+  const s = await serve(['--kubeconfig', users.admin.kubeconfig, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--flow-control-config', fcFile]);
+  // The generated certificate is not what this test is about.
+  const agent = new UndiciAgent({ connect: { rejectUnauthorized: false } });
+  const httpsGet = async (base: string, path: string) => {
+    const r = await request(`${base}${path}`, { dispatcher: agent, headers: { authorization: `Bearer ${users.admin.token ?? ''}` } });
+    await r.body.text();
+    return { status: r.statusCode };
+  };
+  assert.equal((await httpsGet(s.url, '/version')).status, 200);
+  // The file watcher would see this too; SIGHUP applies it at once.
+  writeFileSync(fcFile, flow(0.001));
+  s.p.signal('SIGHUP');
+  await s.p.waitForLine((l) => l['msg'] === 'flow-control configuration reloaded', 'the reload line', 10_000);
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i++) statuses.push((await httpsGet(s.url, '/version')).status);
+  assert.deepEqual(statuses.slice(1), [429, 429], `after the reload: ${statuses.join(',')}`);
+  writeFileSync(fcFile, flow(1000).replace('name: tight, qps: 1000', 'name: tight, qps: fast'));
+  s.p.signal('SIGHUP');
+  const refused = await s.p.waitForLine((l) => l['msg'] === 'flow-control configuration refused; the previous one stays in force', 'the refusal line', 10_000);
+  assert.match(String(refused['err']), /field "flowControl\.levels\[0\]\.qps" must be a number > 0/);
+  assert.equal((await httpsGet(s.url, '/version')).status, 429, 'the configuration in force stayed');
+  assert.equal(s.p.exit, undefined, 'SIGHUP must not stop the proxy');
+  await agent.close();
+  assert.equal((await terminate(s.p)).code, 0);
 });
 
 // ---------------------------------------------------------------------------------------------

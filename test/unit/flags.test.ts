@@ -270,3 +270,18 @@ test('cache flags: resources, indexed fields, numbers; errors name the flag', ()
   fails(['--cache-page-size', 'x'], /--cache-page-size/);
   fails(['--cache-freshness-wait', '-1'], /--cache-freshness-wait/);
 });
+
+test('--flow-control-config: the file is the flowControl section; a bad one names its field', () => {
+  const good = file('flow.yaml', 'levels:\n  - { name: a, qps: 5 }\ndefaultLevel: a\n');
+  const o = options(['--flow-control-config', good]);
+  assert.deepEqual(o.flowControlSource, { file: good, flag: '--flow-control-config' });
+  assert.equal(o.flowControl.levels[0]?.qps, 5);
+  assert.deepEqual(o.flowControl.rules, [], 'levels given without rules: no rules');
+  // It takes precedence over the section in --config, which then is not the source.
+  const cfg = file('with-flow.yaml', 'flowControl:\n  enabled: false\n');
+  assert.equal(options(['--config', cfg]).flowControl.enabled, false);
+  assert.deepEqual(options(['--config', cfg, '--flow-control-config', good]).flowControlSource, { file: good, flag: '--flow-control-config' });
+  fails(['--flow-control-config', file('bad-flow.yaml', 'global:\n  cache:\n    queue: { maxWaitSeconds: -1 }\n')],
+    /^--flow-control-config .*bad-flow\.yaml: field "flowControl\.global\.cache\.queue\.maxWaitSeconds" must be a number >= 0$/);
+  fails(['--config', file('bad-section.yaml', 'flowControl: [1]\n')], /^--config .*bad-section\.yaml: field "flowControl" must be a mapping$/);
+});
