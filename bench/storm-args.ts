@@ -14,6 +14,8 @@ export interface StormOptions {
   readonly runs: readonly RunKind[];
   /** Restart the apiserver under the synced clients after the start storm (storm b). */
   readonly restart: boolean;
+  /** How the apiserver is stopped: SIGKILL (a crash: connections drop at once) or SIGTERM (graceful). */
+  readonly restartSignal: 'SIGKILL' | 'SIGTERM';
   /** The apiserver's own limits (kube-apiserver flags of the same names). */
   readonly maxRequestsInflight: number;
   readonly maxMutatingRequestsInflight: number;
@@ -42,6 +44,7 @@ export const STORM_DEFAULTS: StormOptions = {
   workers: 2,
   runs: RUN_KINDS,
   restart: true,
+  restartSignal: 'SIGKILL',
   maxRequestsInflight: 100,
   maxMutatingRequestsInflight: 50,
   apiserverArgs: [],
@@ -50,7 +53,7 @@ export const STORM_DEFAULTS: StormOptions = {
   proxyArgs: [],
   settleSeconds: 10,
   stormTimeoutSeconds: 300,
-  sampleMs: 200,
+  sampleMs: 500,
   populateConcurrency: 32,
   keepCluster: false,
   writeReadme: true,
@@ -76,6 +79,9 @@ Scale:
 Runs:
   --runs LIST                        of ${RUN_KINDS.join(',')} (default all, in that order)
   --no-restart                       only the start storm (no apiserver restart)
+  --restart-signal SIG               SIGKILL (default: a crash, every connection drops at once) or SIGTERM
+                                     (graceful: kube-apiserver stops listening at once but keeps open
+                                     watches until its 60 s shutdown timeout)
   --settle-seconds N                 every client must stay synced this long to end a storm (default ${D.settleSeconds})
   --storm-timeout-seconds N          give up on a storm after this long (default ${D.stormTimeoutSeconds})
   --sample-ms N                      apiserver /metrics and /proc sampling period (default ${D.sampleMs})
@@ -138,6 +144,11 @@ export function parseStormArgs(argv: readonly string[]): StormOptions | 'help' {
     else if (flag === '--no-readme') o.writeReadme = false;
     else if (flag === '--no-flow-control') o.flowControl = false;
     else if (flag === '--no-restart') o.restart = false;
+    else if (flag === '--restart-signal') {
+      const v = value();
+      if (v !== 'SIGKILL' && v !== 'SIGTERM') throw new Error(`${flag}: SIGKILL or SIGTERM`);
+      o.restartSignal = v;
+    }
     else if (flag === '--out') o.out = value();
     else if (flag === '--flow-control-config') o.flowControlConfig = value();
     else if (flag === '--proxy-arg') o.proxyArgs = [...o.proxyArgs, value()];

@@ -114,8 +114,21 @@ export function renderChart(c: Chart): string {
         });
       }
       out.push(`<line x1="${px}" y1="${n(YI(c.limit))}" x2="${px + pw}" y2="${n(YI(c.limit))}" stroke="#d62728" stroke-width="1" stroke-dasharray="4 3"/>`);
-      const pts = p.inflight.filter((s) => s.t >= 0 && s.t <= dur).map((s) => `${n(X(s.t))},${n(YI(s.v))}`);
-      if (pts.length > 1) out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="#1f5fbf" stroke-width="1.3"/>`);
+      // One polyline per stretch of samples: a gap (the apiserver down) breaks the line.
+      let run: string[] = [];
+      let prevT = Number.NEGATIVE_INFINITY;
+      const flush = () => {
+        if (run.length > 1) out.push(`<polyline points="${run.join(' ')}" fill="none" stroke="#1f5fbf" stroke-width="1.3"/>`);
+        else if (run.length === 1) out.push(`<circle cx="${run[0]?.split(',')[0]}" cy="${run[0]?.split(',')[1]}" r="1.5" fill="#1f5fbf"/>`);
+        run = [];
+      };
+      for (const s of p.inflight) {
+        if (s.t < 0 || s.t > dur) continue;
+        if (s.t - prevT > 1.6) flush();
+        run.push(`${n(X(s.t))},${n(YI(s.v))}`);
+        prevT = s.t;
+      }
+      flush();
       p.markers.forEach((m, k) => {
         if (m.t < 0 || m.t > dur) return;
         out.push(`<line x1="${n(X(m.t))}" y1="${py}" x2="${n(X(m.t))}" y2="${py + ph}" stroke="#555" stroke-dasharray="2 2"/>`);

@@ -267,7 +267,9 @@ function start(req: Extract<StormRequest, { op: 'start' }>): void {
       client: new Client(req.origin, {
         pipelining: 1,
         allowH2: false,
-        connect: { ca: req.ca },
+        // client-go dials with a 30 s timeout (then a 10 s TLS handshake timeout); undici's one
+        // connect timeout covers both.
+        connect: { ca: req.ca, timeout: 30_000 },
         headersTimeout: 120_000,
         bodyTimeout: 0,
         keepAliveTimeout: 600_000,

@@ -1,6 +1,6 @@
 // What the proxy's /metrics say about one storm: flow-control refusals and admissions, the
 // Retry-After it sent, its answers by code and source, upstream errors and cache watches that ended.
-import { deltaOf, histogramDelta, type Metrics } from './prom.js';
+import { deltaOf, histogramDelta, histogramQuantile, type Metrics } from './prom.js';
 import { round } from './stats.js';
 import type { StormResult } from './storm-results.js';
 
@@ -25,7 +25,15 @@ export function proxyDelta(m0: Metrics, m1: Metrics): NonNullable<StormResult['p
     prev = b.count;
     if (n > 0) buckets[Number.isFinite(b.le) ? `≤${b.le}` : '>'] = n;
   }
+  const summary = (name: string, want: Readonly<Record<string, string>>) => {
+    const x = histogramDelta(m0, m1, name, want);
+    return { count: x.count, meanSeconds: x.count > 0 ? round(x.sumSeconds / x.count, 4) : Number.NaN, p50Seconds: round(histogramQuantile(x, 0.5), 4), p99Seconds: round(histogramQuantile(x, 0.99), 4) };
+  };
   return {
+    queueWait: summary('kube_cache_proxy_flowcontrol_queue_wait_seconds', {}),
+    freshnessWait: summary('kube_cache_proxy_freshness_wait_seconds', { resource: 'pods' }),
+    listLatency: summary('kube_cache_proxy_request_duration_seconds', { verb: 'list', resource: 'pods' }),
+    queued: d('kube_cache_proxy_flowcontrol_queued_total', ['level']),
     rejected: d('kube_cache_proxy_flowcontrol_rejected_total', ['level', 'reason']),
     admitted: d('kube_cache_proxy_flowcontrol_admitted_total', ['level']),
     retryAfter: { count: h.count, meanSeconds: h.count > 0 ? round(h.sumSeconds / h.count, 3) : Number.NaN, buckets },

@@ -73,8 +73,9 @@ export function stormChart(doc: StormDocument): Chart {
     if (s.allSyncedSeconds !== null) markers.push({ t: s.allSyncedSeconds, label: 'all synced' });
     return {
       title: `${RUN_LABEL[r.kind]} — ${STORM_LABEL[s.kind]}: all synced ${s.allSyncedSeconds === null ? 'never' : `${fmt(s.allSyncedSeconds)} s`}`,
-      seconds: Object.entries(r.seconds).map(([k, c]) => ({ t: Number(k) - off, ok: c.list200 + c.watch200, r429: c.list429 + c.watch429, other: c.listOther + c.watchOther })),
-      inflight: r.inflight.map((x) => ({ t: (x.at - s.from) / 1000, v: x.readOnly })),
+      seconds: Object.entries(r.seconds).map(([k, c]) => ({ t: Number(k) - off, ok: c.list200 + c.watch200, r429: c.list429 + c.watch429, other: c.listOther + c.watchOther }))
+        .filter((x) => x.t > -1 && x.t <= (s.to - s.from) / 1000),
+      inflight: r.inflight.map((x) => ({ t: (x.at - s.from) / 1000, v: x.readOnly })).filter((x) => x.t >= 0 && x.t <= (s.to - s.from) / 1000),
       markers,
       durationSeconds: Math.ceil((s.to - s.from) / 1000),
     };
@@ -114,11 +115,11 @@ export function stormMarkdown(doc: StormDocument, svgName: string): string {
   for (const t of doc.targets) lines.push(`| ${t.target} | ${t.detail} | ${t.measured} | ${t.pass === null ? 'info' : t.pass ? '**PASS**' : '**MISS**'} |`);
   lines.push('');
   lines.push('#### Per run and storm', '');
-  lines.push('"All synced": seconds from the storm\'s start (every kubelet starting / SIGTERM to the apiserver) until the moment after which every kubelet stayed synced (its WATCH answered 200 and had not ended) until the end of observation (every kubelet synced for ' +
+  lines.push(`"All synced": seconds from the storm's start (every kubelet starting / the apiserver killed with ${o.restartSignal}) until the moment after which every kubelet stayed synced (its WATCH answered 200 and had not ended) until the end of observation (every kubelet synced for ` +
     `${o.settleSeconds} s, after the apiserver was ready again). "Resynced": kubelets that (re)gained sync during the storm, with p50/max of when. 429s and other failures as the kubelets saw them; retries = both. ` +
-    'Apiserver in-flight and queued: the peak of its own per-second watermarks `apiserver_current_inflight_requests` / `apiserver_current_inqueue_requests` (read-only); APF seats: highest `apiserver_flowcontrol_current_executing_seats` seen at a scrape; APF rejected: `apiserver_flowcontrol_rejected_requests_total`. CPU: utime+stime from /proc over the storm.', '');
-  lines.push('| storm | via | all synced (s) | apiserver ready (s) | resynced (p50 / max s) | LIST 200 | WATCH 200 | 429s | other failures | retries | apiserver peak in-flight (limit) | peak queued | peak APF seats | APF rejected | apiserver CPU s | proxy CPU s | clients CPU s | etcd CPU s |');
-  lines.push('| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
+    'Apiserver in-flight and queued: the peak of its own per-second watermarks `apiserver_current_inflight_requests` / `apiserver_current_inqueue_requests` (read-only); APF seats: highest `apiserver_flowcontrol_current_executing_seats` seen at a scrape; APF rejected: `apiserver_flowcontrol_rejected_requests_total`. CPU: utime+stime from /proc over the storm. Listen overflows / SYN retransmits: system-wide TCP counters (/proc/net/netstat) over the storm: connection attempts a listener\'s full accept queue dropped (the client retransmits its SYN after 1, 3, 7 s …).', '');
+  lines.push('| storm | via | all synced (s) | apiserver ready (s) | resynced (p50 / max s) | LIST 200 | WATCH 200 | 429s | other failures | retries | apiserver peak in-flight (limit) | peak queued | peak APF seats | APF rejected | apiserver CPU s | proxy CPU s | clients CPU s | etcd CPU s | listen overflows / SYN retransmits |');
+  lines.push('| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
   for (const kind of ['start', 'restart'] as const) {
     for (const r of doc.runs) {
       const s = r.storms.find((x) => x.kind === kind);
@@ -127,7 +128,7 @@ export function stormMarkdown(doc: StormDocument, svgName: string): string {
       const cpu = (k: string) => (s.cpuSeconds[k] === undefined ? '–' : fmt(s.cpuSeconds[k]));
       lines.push(`| ${STORM_LABEL[kind]} | ${RUN_LABEL[r.kind]} | ${s.allSyncedSeconds === null ? `never (${s.unsyncedAtEnd} not synced)` : fmt(s.allSyncedSeconds)} | ${s.apiserverReadySeconds === undefined ? '' : fmt(s.apiserverReadySeconds)} | ` +
         `${s.resynced} (${fmt(s.resyncSeconds.p50)} / ${fmt(s.resyncSeconds.max)}) | ${rs.list200} | ${rs.watch200} | ${rs.list429 + rs.watch429} | ${rs.listOther + rs.watchOther} | ${s.retries} | ` +
-        `${s.apiserver.peakInflightReadOnly} (${o.maxRequestsInflight}) | ${s.apiserver.peakInqueueReadOnly} | ${s.apiserver.peakExecutingSeats} | ${kv(s.apiserver.apfRejected)} | ${cpu('apiserver')} | ${r.kind === 'direct' ? '–' : cpu('proxy')} | ${cpu('clients')} | ${cpu('etcd')} |`);
+        `${s.apiserver.peakInflightReadOnly} (${o.maxRequestsInflight}) | ${s.apiserver.peakInqueueReadOnly} | ${s.apiserver.peakExecutingSeats} | ${kv(s.apiserver.apfRejected)} | ${cpu('apiserver')} | ${r.kind === 'direct' ? '–' : cpu('proxy')} | ${cpu('clients')} | ${cpu('etcd')} | ${s.tcp['ListenOverflows'] ?? '–'} / ${s.tcp['TCPSynRetrans'] ?? '–'} |`);
     }
   }
   lines.push('');
@@ -135,13 +136,15 @@ export function stormMarkdown(doc: StormDocument, svgName: string): string {
   if (proxied.length) {
     lines.push('#### The proxy', '');
     lines.push('From its /metrics over each storm: flow-control refusals (level/reason) and admissions, the Retry-After it sent, its answers (verb/code/source), upstream errors and cache watches that ended. Retry-After values the kubelets received: per run (both storms).', '');
-    lines.push('| storm | via | refused | admitted | Retry-After sent: count, mean s (buckets) | answers | upstream errors | cache watches ended |');
-    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    lines.push('| storm | via | refused | admitted | queued | queue wait p50 / p99 s | Retry-After sent: count, mean s (buckets) | freshness wait p50 / p99 s | LIST p50 / p99 s | answers | upstream errors | cache watches ended |');
+    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const kind of ['start', 'restart'] as const) {
       for (const r of proxied) {
         const p = r.storms.find((x) => x.kind === kind)?.proxy;
         if (!p) continue;
-        lines.push(`| ${STORM_LABEL[kind]} | ${RUN_LABEL[r.kind]} | ${kv(p.rejected)} | ${kv(p.admitted)} | ${p.retryAfter.count}, ${fmt(p.retryAfter.meanSeconds)} (${kv(p.retryAfter.buckets)}) | ${kv(p.requests)} | ${kv(p.upstreamErrors)} | ${kv(p.cacheWatchersClosed)} |`);
+        const q = (h: { p50Seconds: number; p99Seconds: number; count: number }) => (h.count ? `${fmt(h.p50Seconds, 3)} / ${fmt(h.p99Seconds, 3)}` : '–');
+        lines.push(`| ${STORM_LABEL[kind]} | ${RUN_LABEL[r.kind]} | ${kv(p.rejected)} | ${kv(p.admitted)} | ${kv(p.queued)} | ${q(p.queueWait)} | ${p.retryAfter.count}, ${fmt(p.retryAfter.meanSeconds)} (${kv(p.retryAfter.buckets)}) | ` +
+          `${q(p.freshnessWait)} | ${q(p.listLatency)} | ${kv(p.requests)} | ${kv(p.upstreamErrors)} | ${kv(p.cacheWatchersClosed)} |`);
       }
     }
     lines.push('');

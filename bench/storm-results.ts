@@ -14,6 +14,13 @@ export interface Responses {
   watchOther: number;
 }
 
+export interface HistogramSummary {
+  readonly count: number;
+  readonly meanSeconds: number;
+  readonly p50Seconds: number;
+  readonly p99Seconds: number;
+}
+
 export interface StormResult {
   readonly kind: StormKind;
   /** Wall-clock ms: the storm's start (all kubelets start / SIGTERM to the apiserver) and the end of observation. */
@@ -50,7 +57,14 @@ export interface StormResult {
     readonly apfRejected: Readonly<Record<string, number>>;
   };
   readonly cpuSeconds: Readonly<Record<string, number>>;
+  /** System-wide TCP counter deltas over the storm (ListenOverflows, TCPSynRetrans). */
+  readonly tcp: Readonly<Record<string, number>>;
   readonly proxy?: {
+    /** Histogram deltas: flow-control queue wait (all levels), consistent reads' freshness wait (pods), LIST latency (pods). */
+    readonly queueWait: HistogramSummary;
+    readonly freshnessWait: HistogramSummary;
+    readonly listLatency: HistogramSummary;
+    readonly queued: Readonly<Record<string, number>>;
     readonly rejected: Readonly<Record<string, number>>;
     readonly admitted: Readonly<Record<string, number>>;
     readonly retryAfter: { readonly count: number; readonly meanSeconds: number; readonly buckets: Readonly<Record<string, number>> };

@@ -6,6 +6,7 @@
 // sees every peak. Processes come and go (the apiserver is restarted, workers and proxies start per
 // run): CPU is kept per pid and summed per name, so a restarted apiserver's CPU adds to its
 // predecessor's.
+import { readFileSync } from 'node:fs';
 import { request, type Agent } from 'undici';
 import { cpuSeconds } from './proc.js';
 import { parseMetrics, sum, sumBy, type Metrics } from './prom.js';
@@ -167,6 +168,29 @@ export function rejectedBetween(samples: readonly ApiserverSample[], from: numbe
       const d = v - (before?.rejectedBy[k] ?? 0);
       if (d > 0) out[k] = (out[k] ?? 0) + d;
     }
+  }
+  return out;
+}
+
+/**
+ * System-wide TCP counters from /proc/net/netstat (TcpExt): connections a listener's accept queue
+ * had no room for (ListenOverflows; the client's SYN is dropped and retransmitted after 1, 3, 7 s …)
+ * and SYN retransmissions. Other processes on the machine count too.
+ */
+export function tcpCounters(): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = (lines[i] ?? '').split(/\s+/);
+      const values = (lines[i + 1] ?? '').split(/\s+/);
+      if (names[0] !== 'TcpExt:') continue;
+      names.forEach((n, j) => {
+        if (n === 'ListenOverflows' || n === 'TCPSynRetrans') out[n] = Number(values[j]);
+      });
+    }
+  } catch {
+    // not Linux
   }
   return out;
 }

@@ -24,7 +24,7 @@ import { KUBELET_USER_AGENT, type KubeletSpec } from './storm-clients.js';
 import { flowControlFiles, stormChart, stormMarkdown, evaluateStormTargets } from './storm-report.js';
 import { apiserverPeaks, responsesBetween, syncAnalysis, type RunResult, type StormDocument, type StormResult } from './storm-results.js';
 import { proxyDelta } from './storm-proxy-metrics.js';
-import { cpuBetween, rejectedBetween, Sampler, wallClock } from './storm-sampler.js';
+import { cpuBetween, rejectedBetween, Sampler, tcpCounters, wallClock } from './storm-sampler.js';
 import { Workers } from './storm-workers.js';
 
 const log = (msg: string) => process.stderr.write(`[bench:storm ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -87,6 +87,7 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
   try {
     // ---- storm (a): every kubelet starts at the same instant.
     const m0 = await proxy?.metrics();
+    const tcp0 = tcpCounters();
     await workers.start({ origin, ca: env.ca, epoch, startAt: epoch, kubelets: env.kubelets });
     await sleep(Math.max(0, epoch - wallClock()));
     env.sampler.cpuNow();
@@ -94,20 +95,22 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
     const a = await waitAllSynced(workers, o.clients, o.settleSeconds * 1000, epoch + o.stormTimeoutSeconds * 1000);
     env.sampler.cpuNow();
     const m1 = await proxy?.metrics();
-    const aMarks = { from: epoch, to: a.at, m0, m1 };
+    const tcp1 = tcpCounters();
+    const aMarks = { from: epoch, to: a.at, m0, m1, tcp0, tcp1 };
 
     // ---- storm (b): the apiserver restarted under the synced kubelets.
-    let bMarks: { from: number; to: number; stopped: number; ready: number; m0: typeof m0; m1: typeof m0 } | undefined;
+    let bMarks: { from: number; to: number; stopped: number; ready: number; m0: typeof m0; m1: typeof m0; tcp0: typeof tcp0; tcp1: typeof tcp0 } | undefined;
     if (o.restart) {
       await sleep(1000);
       const bm0 = await proxy?.metrics();
+      const btcp0 = tcpCounters();
       env.sampler.cpuNow();
       const from = wallClock();
-      log(`${kind}: storm (b), restarting the apiserver under them`);
+      log(`${kind}: storm (b), restarting the apiserver under them (${o.restartSignal})`);
       let stopped = Number.NaN;
       let ready = Number.NaN;
       const restart = (async () => {
-        await cluster.stopApiserver(0);
+        await cluster.stopApiserver(0, o.restartSignal);
         stopped = wallClock();
         await cluster.startApiserver(0);
         ready = wallClock();
@@ -117,11 +120,11 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
       await restart;
       env.sampler.cpuNow();
       const bm1 = await proxy?.metrics();
-      bMarks = { from, to: b.at, stopped, ready, m0: bm0, m1: bm1 };
+      bMarks = { from, to: b.at, stopped, ready, m0: bm0, m1: bm1, tcp0: btcp0, tcp1: tcpCounters() };
     }
 
     const report = await workers.report();
-    const storm = (k: 'start' | 'restart', w: { from: number; to: number; m0: typeof m0; m1: typeof m0 }, extra: Partial<StormResult> = {}): StormResult => {
+    const storm = (k: 'start' | 'restart', w: { from: number; to: number; m0: typeof m0; m1: typeof m0; tcp0: typeof tcp0; tcp1: typeof tcp0 }, extra: Partial<StormResult> = {}): StormResult => {
       const s = syncAnalysis(report.kubelets, w.from, w.to);
       const responses = responsesBetween(report.seconds, epoch, w.from, w.to);
       const { allSyncedAt, ...sync } = s;
@@ -140,6 +143,7 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
           apfRejected: rejectedBetween(env.sampler.apiserver, w.from, w.to),
         },
         cpuSeconds: Object.fromEntries(Object.entries(cpuBetween(env.sampler.cpu, w.from, w.to)).map(([n, v]) => [n, round(v, 2)])),
+        tcp: Object.fromEntries(Object.entries(w.tcp1).map(([n, v]) => [n, v - (w.tcp0[n] ?? 0)])),
         ...(w.m0 && w.m1 ? { proxy: proxyDelta(w.m0, w.m1) } : {}),
       };
     };
