@@ -1,4 +1,4 @@
-// The watch benchmark's clients, in a child process of their own (forked by bench/watch.ts), so that
+// The watch benchmark's clients, in a child process of their own (forked by bench/watch-clients-process.ts), so that
 // reading thousands of watch streams does not delay the patches the parent sends, and their CPU is
 // counted apart. One undici Pool per phase, HTTP/1.1 over TLS, one watch per connection. Each event
 // line is split off the stream and only scanned: its type, and the value of the

@@ -8,7 +8,7 @@ import type { Reflector } from './reflector.js';
 import type { RelistGap, StoreEvent } from './store-event.js';
 import type { StoredObject } from './stored-object.js';
 import type { BodyType } from './list-body.js';
-import { BookmarkTemplate, eventLine, eventObject, withResourceVersion, type WireEventType } from './watch-encoding.js';
+import { BookmarkTemplate, eventLine, eventObject, withResourceVersion } from './watch-encoding.js';
 import { Watcher, type WatchFilter, type WatcherLimits } from './watcher.js';
 import { effectiveNamespace } from '../indexes/planner.js';
 import type { WatchMetrics } from './metrics.js';
