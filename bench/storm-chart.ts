@@ -50,10 +50,11 @@ export function renderChart(c: Chart): string {
   const W = 560;
   const H = 210;
   const M = { l: 52, r: 48, t: 26, b: 34 };
-  const labelW = 120;
+  const labelW = 110;
   const cols = Math.max(1, ...c.rows.map((r) => r.length));
   const width = labelW + cols * W + 10;
-  const height = 70 + c.rows.length * H + 40;
+  const top = 84;
+  const height = top + c.rows.length * H + 10;
   const panels = c.rows.flat().filter((p): p is ChartPanel => p !== undefined);
   const yMax = niceMax(Math.max(1, ...panels.flatMap((p) => p.seconds.map((s) => Math.max(s.ok, s.r429, s.other)))));
   const iMax = niceMax(Math.max(c.limit * 1.1, ...panels.flatMap((p) => p.inflight.map((s) => s.v))));
@@ -62,7 +63,7 @@ export function renderChart(c: Chart): string {
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
   out.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
   out.push(`<text x="10" y="20" font-size="15" font-weight="bold">${esc(c.title)}</text>`);
-  out.push(`<text x="10" y="38" fill="#444">${esc(c.subtitle)}</text>`);
+  c.subtitle.split('\n').forEach((line, k) => out.push(`<text x="10" y="${36 + k * 13}" fill="#444">${esc(line)}</text>`));
   // Legend.
   const lg = [
     ['#2e9d3a', 'rect', '200 / s (LIST + WATCH)'],
@@ -73,14 +74,14 @@ export function renderChart(c: Chart): string {
   ] as const;
   let lx = 10;
   for (const [color, kind, label] of lg) {
-    if (kind === 'rect') out.push(`<rect x="${lx}" y="48" width="10" height="10" fill="${color}"/>`);
-    else out.push(`<line x1="${lx}" y1="53" x2="${lx + 14}" y2="53" stroke="${color}" stroke-width="2"${kind === 'dash' ? ' stroke-dasharray="4 3"' : ''}/>`);
-    out.push(`<text x="${lx + 18}" y="57">${esc(label)}</text>`);
+    if (kind === 'rect') out.push(`<rect x="${lx}" y="62" width="10" height="10" fill="${color}"/>`);
+    else out.push(`<line x1="${lx}" y1="67" x2="${lx + 14}" y2="67" stroke="${color}" stroke-width="2"${kind === 'dash' ? ' stroke-dasharray="4 3"' : ''}/>`);
+    out.push(`<text x="${lx + 18}" y="71">${esc(label)}</text>`);
     lx += 28 + label.length * 6;
   }
   c.rows.forEach((row, i) => {
-    const y0 = 70 + i * H;
-    out.push(`<text x="10" y="${y0 + H / 2}" font-weight="bold">${esc(c.rowLabels[i] ?? '')}</text>`);
+    const y0 = top + i * H;
+    (c.rowLabels[i] ?? '').split(', ').forEach((part, k) => out.push(`<text x="10" y="${y0 + H / 2 + k * 14}" font-weight="bold">${esc(part)}</text>`));
     row.forEach((p, j) => {
       if (!p) return;
       const x0 = labelW + j * W;

@@ -32,6 +32,8 @@ export type StormRequest =
 export interface StatusReply {
   readonly synced: number;
   readonly everSynced: number;
+  /** MODIFIED events received on all watches so far. */
+  readonly modified: number;
 }
 
 /** Counts in one second (index = whole seconds since the run's epoch). */
@@ -325,7 +327,7 @@ async function handle(req: StormRequest): Promise<unknown> {
         if (k.synced) synced++;
         if (k.everSynced) everSynced++;
       }
-      return { synced, everSynced } satisfies StatusReply;
+      return { synced, everSynced, modified: events['MODIFIED'] ?? 0 } satisfies StatusReply;
     }
     case 'report':
       return report();

@@ -83,7 +83,7 @@ export function stormChart(doc: StormDocument): Chart {
   const o = doc.options as unknown as StormOptions;
   return {
     title: `Restart storm: ${o.clients} kubelets (LIST + WATCH of their node's pods), ${doc.population.pods} pods`,
-    subtitle: `${doc.date} — ${doc.command} — apiserver ${doc.apiserver.args.join(' ')}`,
+    subtitle: `${doc.date} — ${doc.command}\napiserver ${doc.apiserver.args.join(' ')}; the apiserver restarted with ${o.restartSignal}; bars: what the kubelets saw`,
     rows: doc.runs.map((r) => ['start', 'restart'].map((k) => {
       const s = r.storms.find((x) => x.kind === k);
       return s ? panel(r, s) : undefined;
@@ -118,8 +118,8 @@ export function stormMarkdown(doc: StormDocument, svgName: string): string {
   lines.push(`"All synced": seconds from the storm's start (every kubelet starting / the apiserver killed with ${o.restartSignal}) until the moment after which every kubelet stayed synced (its WATCH answered 200 and had not ended) until the end of observation (every kubelet synced for ` +
     `${o.settleSeconds} s, after the apiserver was ready again). "Resynced": kubelets that (re)gained sync during the storm, with p50/max of when. 429s and other failures as the kubelets saw them; retries = both. ` +
     'Apiserver in-flight and queued: the peak of its own per-second watermarks `apiserver_current_inflight_requests` / `apiserver_current_inqueue_requests` (read-only); APF seats: highest `apiserver_flowcontrol_current_executing_seats` seen at a scrape; APF rejected: `apiserver_flowcontrol_rejected_requests_total`. CPU: utime+stime from /proc over the storm. Listen overflows / SYN retransmits: system-wide TCP counters (/proc/net/netstat) over the storm: connection attempts a listener\'s full accept queue dropped (the client retransmits its SYN after 1, 3, 7 s …).', '');
-  lines.push('| storm | via | all synced (s) | apiserver ready (s) | resynced (p50 / max s) | LIST 200 | WATCH 200 | 429s | other failures | retries | apiserver peak in-flight (limit) | peak queued | peak APF seats | APF rejected | apiserver CPU s | proxy CPU s | clients CPU s | etcd CPU s | listen overflows / SYN retransmits |');
-  lines.push('| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('| storm | via | all synced (s) | apiserver ready (s) | resynced (p50 / max s) | LIST 200 | WATCH 200 | 429s | other failures | retries | apiserver peak in-flight (limit) | peak queued | peak APF seats | APF rejected | apiserver CPU s | proxy CPU s | clients CPU s | etcd CPU s | listen overflows / SYN retransmits | load avg |');
+  lines.push('| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const kind of ['start', 'restart'] as const) {
     for (const r of doc.runs) {
       const s = r.storms.find((x) => x.kind === kind);
@@ -128,14 +128,14 @@ export function stormMarkdown(doc: StormDocument, svgName: string): string {
       const cpu = (k: string) => (s.cpuSeconds[k] === undefined ? '–' : fmt(s.cpuSeconds[k]));
       lines.push(`| ${STORM_LABEL[kind]} | ${RUN_LABEL[r.kind]} | ${s.allSyncedSeconds === null ? `never (${s.unsyncedAtEnd} not synced)` : fmt(s.allSyncedSeconds)} | ${s.apiserverReadySeconds === undefined ? '' : fmt(s.apiserverReadySeconds)} | ` +
         `${s.resynced} (${fmt(s.resyncSeconds.p50)} / ${fmt(s.resyncSeconds.max)}) | ${rs.list200} | ${rs.watch200} | ${rs.list429 + rs.watch429} | ${rs.listOther + rs.watchOther} | ${s.retries} | ` +
-        `${s.apiserver.peakInflightReadOnly} (${o.maxRequestsInflight}) | ${s.apiserver.peakInqueueReadOnly} | ${s.apiserver.peakExecutingSeats} | ${kv(s.apiserver.apfRejected)} | ${cpu('apiserver')} | ${r.kind === 'direct' ? '–' : cpu('proxy')} | ${cpu('clients')} | ${cpu('etcd')} | ${s.tcp['ListenOverflows'] ?? '–'} / ${s.tcp['TCPSynRetrans'] ?? '–'} |`);
+        `${s.apiserver.peakInflightReadOnly} (${o.maxRequestsInflight}) | ${s.apiserver.peakInqueueReadOnly} | ${s.apiserver.peakExecutingSeats} | ${kv(s.apiserver.apfRejected)} | ${cpu('apiserver')} | ${r.kind === 'direct' ? '–' : cpu('proxy')} | ${cpu('clients')} | ${cpu('etcd')} | ${s.tcp['ListenOverflows'] ?? '–'} / ${s.tcp['TCPSynRetrans'] ?? '–'} | ${fmt(s.loadAverage[0], 1)} → ${fmt(s.loadAverage[1], 1)} |`);
     }
   }
   lines.push('');
   const proxied = doc.runs.filter((r) => r.kind !== 'direct');
   if (proxied.length) {
     lines.push('#### The proxy', '');
-    lines.push('From its /metrics over each storm: flow-control refusals (level/reason) and admissions, the Retry-After it sent, its answers (verb/code/source), upstream errors and cache watches that ended. Retry-After values the kubelets received: per run (both storms).', '');
+    lines.push('From its /metrics over each storm: flow-control refusals (level/reason), admissions and queued requests (level), the queue wait, the Retry-After it sent, consistent reads\' freshness wait, LIST latency, its answers (verb/code/source), upstream errors and cache watches that ended.', '');
     lines.push('| storm | via | refused | admitted | queued | queue wait p50 / p99 s | Retry-After sent: count, mean s (buckets) | freshness wait p50 / p99 s | LIST p50 / p99 s | answers | upstream errors | cache watches ended |');
     lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const kind of ['start', 'restart'] as const) {
@@ -149,10 +149,11 @@ export function stormMarkdown(doc: StormDocument, svgName: string): string {
     }
     lines.push('');
   }
-  lines.push('| via | Retry-After received (s: count) | other failures | LISTs / WATCHes sent | pods per LIST | watch events | flow control |', '| --- | --- | --- | ---: | --- | --- | --- |');
+  lines.push('', 'Per run: Retry-After values the kubelets received (seconds: count), their other failures, requests sent, pods per LIST, watch events received; then the liveness check after the last storm: a pod on each of the first nodes patched directly on the apiserver, and how many of those nodes\' kubelets got the MODIFIED event on their (surviving or new) watch within 10 s.', '');
+  lines.push('| via | Retry-After received (s: count) | other failures | LISTs / WATCHes sent | pods per LIST | watch events | liveness: events / patched | flow control |', '| --- | --- | --- | ---: | --- | --- | ---: | --- |');
   for (const r of doc.runs) {
     const fc = r.flowControl ? `\`${r.flowControl.file.replace(/^.*\/(bench\/)/, '$1')}\`, Retry-After [${r.flowControl.retryAfterSeconds.join(', ')}]` : r.kind === 'direct' ? '–' : 'none (--no-flow-control)';
-    lines.push(`| ${RUN_LABEL[r.kind]} | ${kv(r.clients.retryAfterValues)} | ${kv(r.clients.otherFailures)} | ${r.clients.lists} / ${r.clients.watches} | ${r.clients.listItems.min}–${r.clients.listItems.max} | ${kv(r.clients.events)} | ${fc} |`);
+    lines.push(`| ${RUN_LABEL[r.kind]} | ${kv(r.clients.retryAfterValues)} | ${kv(r.clients.otherFailures)} | ${r.clients.lists} / ${r.clients.watches} | ${r.clients.listItems.min}–${r.clients.listItems.max} | ${kv(r.clients.events)} | ${r.liveness.received} / ${r.liveness.patched} | ${fc} |`);
   }
   lines.push('', `![200s and 429s per second, apiserver in-flight](results/${svgName})`);
   return lines.join('\n');

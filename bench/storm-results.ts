@@ -57,6 +57,8 @@ export interface StormResult {
     readonly apfRejected: Readonly<Record<string, number>>;
   };
   readonly cpuSeconds: Readonly<Record<string, number>>;
+  /** The machine's load average (1 min) at the storm's start and end. */
+  readonly loadAverage: readonly [number, number];
   /** System-wide TCP counter deltas over the storm (ListenOverflows, TCPSynRetrans). */
   readonly tcp: Readonly<Record<string, number>>;
   readonly proxy?: {
@@ -81,6 +83,11 @@ export interface RunResult {
   readonly proxyReadySeconds?: number;
   readonly epoch: number;
   readonly storms: readonly StormResult[];
+  /**
+   * After the last storm: pods of the first `patched` nodes patched directly on the apiserver; how
+   * many of their kubelets' watches delivered the MODIFIED event within 10 s (do the watches work?).
+   */
+  readonly liveness: { readonly patched: number; readonly received: number; readonly seconds: number };
   readonly clients: {
     readonly retryAfterValues: Readonly<Record<string, number>>;
     readonly otherFailures: Readonly<Record<string, number>>;

@@ -78,7 +78,7 @@ export class Workers {
 
   async status(): Promise<StatusReply> {
     const all = await Promise.all(this.#workers.map((w) => w.call<StatusReply>({ op: 'status' })));
-    return { synced: all.reduce((a, s) => a + s.synced, 0), everSynced: all.reduce((a, s) => a + s.everSynced, 0) };
+    return { synced: all.reduce((a, s) => a + s.synced, 0), everSynced: all.reduce((a, s) => a + s.everSynced, 0), modified: all.reduce((a, s) => a + s.modified, 0) };
   }
 
   async report(): Promise<MergedReport> {

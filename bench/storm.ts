@@ -9,11 +9,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
+import { writeWithRetry } from './client.js';
 import { basename, join } from 'node:path';
 import { TestCluster } from '../test/cluster/cluster.js';
 import { repoRoot } from '../test/cluster/paths.js';
 import { Client } from './client.js';
-import { nodeName, type Layout } from './objects.js';
+import { nodeName, podRef, type Layout } from './objects.js';
 import { populate } from './population.js';
 import { ProxyProcess, stopAllProxies } from './proxy-process.js';
 import { commandLine, sourceInfo, updateReadme } from './report.js';
@@ -35,6 +36,9 @@ interface Env {
   readonly cluster: TestCluster;
   readonly ca: string;
   readonly kubelets: readonly KubeletSpec[];
+  readonly layout: Layout;
+  /** Direct to the apiserver as admin (the liveness patches). */
+  readonly admin: Client;
   readonly sampler: Sampler;
   /** Processes whose CPU the sampler follows (the current ones; a name's earlier pids stay counted). */
   readonly pids: Record<string, number[]>;
@@ -88,6 +92,7 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
     // ---- storm (a): every kubelet starts at the same instant.
     const m0 = await proxy?.metrics();
     const tcp0 = tcpCounters();
+    const load0 = loadavg()[0] ?? 0;
     await workers.start({ origin, ca: env.ca, epoch, startAt: epoch, kubelets: env.kubelets });
     await sleep(Math.max(0, epoch - wallClock()));
     env.sampler.cpuNow();
@@ -96,14 +101,15 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
     env.sampler.cpuNow();
     const m1 = await proxy?.metrics();
     const tcp1 = tcpCounters();
-    const aMarks = { from: epoch, to: a.at, m0, m1, tcp0, tcp1 };
+    const aMarks = { from: epoch, to: a.at, m0, m1, tcp0, tcp1, load: [load0, loadavg()[0] ?? 0] as [number, number] };
 
     // ---- storm (b): the apiserver restarted under the synced kubelets.
-    let bMarks: { from: number; to: number; stopped: number; ready: number; m0: typeof m0; m1: typeof m0; tcp0: typeof tcp0; tcp1: typeof tcp0 } | undefined;
+    let bMarks: { from: number; to: number; stopped: number; ready: number; m0: typeof m0; m1: typeof m0; tcp0: typeof tcp0; tcp1: typeof tcp0; load: [number, number] } | undefined;
     if (o.restart) {
       await sleep(1000);
       const bm0 = await proxy?.metrics();
       const btcp0 = tcpCounters();
+      const bload0 = loadavg()[0] ?? 0;
       env.sampler.cpuNow();
       const from = wallClock();
       log(`${kind}: storm (b), restarting the apiserver under them (${o.restartSignal})`);
@@ -120,11 +126,13 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
       await restart;
       env.sampler.cpuNow();
       const bm1 = await proxy?.metrics();
-      bMarks = { from, to: b.at, stopped, ready, m0: bm0, m1: bm1, tcp0: btcp0, tcp1: tcpCounters() };
+      bMarks = { from, to: b.at, stopped, ready, m0: bm0, m1: bm1, tcp0: btcp0, tcp1: tcpCounters(), load: [bload0, loadavg()[0] ?? 0] };
     }
 
+    const liveness = await checkLiveness(env, workers);
+    log(`  liveness: ${liveness.received}/${liveness.patched} watches delivered a MODIFIED event of their node's pod (${liveness.seconds} s)`);
     const report = await workers.report();
-    const storm = (k: 'start' | 'restart', w: { from: number; to: number; m0: typeof m0; m1: typeof m0; tcp0: typeof tcp0; tcp1: typeof tcp0 }, extra: Partial<StormResult> = {}): StormResult => {
+    const storm = (k: 'start' | 'restart', w: { from: number; to: number; m0: typeof m0; m1: typeof m0; tcp0: typeof tcp0; tcp1: typeof tcp0; load: [number, number] }, extra: Partial<StormResult> = {}): StormResult => {
       const s = syncAnalysis(report.kubelets, w.from, w.to);
       const responses = responsesBetween(report.seconds, epoch, w.from, w.to);
       const { allSyncedAt, ...sync } = s;
@@ -143,6 +151,7 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
           apfRejected: rejectedBetween(env.sampler.apiserver, w.from, w.to),
         },
         cpuSeconds: Object.fromEntries(Object.entries(cpuBetween(env.sampler.cpu, w.from, w.to)).map(([n, v]) => [n, round(v, 2)])),
+        loadAverage: [round(w.load[0], 2), round(w.load[1], 2)],
         tcp: Object.fromEntries(Object.entries(w.tcp1).map(([n, v]) => [n, v - (w.tcp0[n] ?? 0)])),
         ...(w.m0 && w.m1 ? { proxy: proxyDelta(w.m0, w.m1) } : {}),
       };
@@ -169,6 +178,7 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
       ...(proxy ? { proxyReadySeconds: round(proxy.readySeconds, 2) } : {}),
       epoch,
       storms,
+      liveness,
       clients: {
         retryAfterValues: report.retryAfter,
         otherFailures: report.other,
@@ -188,6 +198,24 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
     env.pids['proxy'] = [];
     await sleep(2000);
   }
+}
+
+/** Patches one pod of each of the first (up to) 50 nodes directly; counts the MODIFIED events the kubelets get. */
+async function checkLiveness(env: Env, workers: Workers): Promise<RunResult['liveness']> {
+  const n = Math.min(50, env.o.clients);
+  const before = (await workers.status()).modified;
+  const started = wallClock();
+  for (let i = 0; i < n; i++) {
+    const ref = podRef(i, env.layout);
+    await writeWithRetry(env.admin, 'PATCH', `/api/v1/namespaces/${ref.namespace}/pods/${ref.name}`, JSON.stringify({ metadata: { annotations: { 'kcp-bench/storm-check': String(started) } } }), 'application/merge-patch+json');
+  }
+  let received = 0;
+  while (wallClock() - started < 10_000) {
+    received = (await workers.status()).modified - before;
+    if (received >= n) break;
+    await sleep(250);
+  }
+  return { patched: n, received, seconds: round((wallClock() - started) / 1000, 2) };
 }
 
 /** Can node i list its own pods, and not another node's? (the Node authorizer, with selectors). */
@@ -231,10 +259,12 @@ async function main(): Promise<number> {
   log(`scale ${stormScaleLabel(o)}; working directory ${dir}`);
   let cluster: TestCluster | undefined;
   let sampler: Sampler | undefined;
+  let adminClient: Client | undefined;
   let failed = false;
   let interrupted = false;
   const cleanup = async () => {
     sampler?.stop();
+    await adminClient?.close().catch(() => undefined);
     await stopAllProxies();
     await cluster?.down().catch(() => undefined);
     if (!o.keepCluster && !failed) rmSync(dir, { recursive: true, force: true });
@@ -265,9 +295,9 @@ async function main(): Promise<number> {
     const admin = info.users.admin.token ?? '';
     const layout: Layout = { nodes: o.clients, pods: o.clients * o.podsPerNode, namespaces: o.namespaces, configMapsPerNamespace: 0 };
     const direct = new Client('direct', apiserver.url, { ca: caBuf, token: admin, connections: o.populateConcurrency });
+    adminClient = direct;
     log(`populating: ${o.namespaces} namespaces, ${layout.nodes} nodes, ${layout.pods} pods`);
     const pop = await populate(layout, direct, o.populateConcurrency, log);
-    await direct.close();
     log(`populated in ${pop.seconds.toFixed(1)} s`);
     const authorization = await checkAuthorization(apiserver.url, caBuf, kubelets);
     log(`node authorization: ${JSON.stringify(authorization)}`);
@@ -288,7 +318,7 @@ async function main(): Promise<number> {
     log(`apiserver idle CPU ${idleCpuPerSecond} s/s while sampled every ${o.sampleMs} ms (/metrics ${sampler.lastScrape.bytes} bytes in ${sampler.lastScrape.ms.toFixed(0)} ms); APF seat limits ${JSON.stringify(limitSeatsByLevel)}`);
 
     const fc = flowControlFiles(o, root, dir);
-    const env: Env = { o, dir, cluster: c, ca: caBuf.toString('utf8'), kubelets, sampler, pids };
+    const env: Env = { o, dir, cluster: c, ca: caBuf.toString('utf8'), kubelets, layout, admin: direct, sampler, pids };
     const runs: RunResult[] = [];
     for (const kind of o.runs) runs.push(await runOnce(env, kind, fc));
     sampler.stop();
