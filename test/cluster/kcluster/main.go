@@ -32,6 +32,8 @@ func main() {
 		code = runPKI(args)
 	case "informer":
 		code = runInformer(args)
+	case "throttle":
+		code = runThrottle(args)
 	default:
 		usage()
 	}
@@ -39,6 +41,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kcluster etcd|apiserver|kubectl|pki|informer [flags]")
+	fmt.Fprintln(os.Stderr, "usage: kcluster etcd|apiserver|kubectl|pki|informer|throttle [flags]")
 	os.Exit(2)
 }
