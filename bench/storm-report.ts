@@ -117,18 +117,22 @@ export function stormMarkdown(doc: StormDocument, svgName: string): string {
   lines.push('#### Per run and storm', '');
   lines.push(`"All synced": seconds from the storm's start (every kubelet starting / the apiserver killed with ${o.restartSignal}) until the moment after which every kubelet stayed synced (its WATCH answered 200 and had not ended) until the end of observation (every kubelet synced for ` +
     `${o.settleSeconds} s, after the apiserver was ready again). "Resynced": kubelets that (re)gained sync during the storm, with p50/max of when. 429s and other failures as the kubelets saw them; retries = both. ` +
-    'Apiserver in-flight and queued: the peak of its own per-second watermarks `apiserver_current_inflight_requests` / `apiserver_current_inqueue_requests` (read-only); APF seats: highest `apiserver_flowcontrol_current_executing_seats` seen at a scrape; APF rejected: `apiserver_flowcontrol_rejected_requests_total`. CPU: utime+stime from /proc over the storm. Listen overflows / SYN retransmits: system-wide TCP counters (/proc/net/netstat) over the storm: connection attempts a listener\'s full accept queue dropped (the client retransmits its SYN after 1, 3, 7 s …).', '');
-  lines.push('| storm | via | all synced (s) | apiserver ready (s) | resynced (p50 / max s) | LIST 200 | WATCH 200 | 429s | other failures | retries | apiserver peak in-flight (limit) | peak queued | peak APF seats | APF rejected | apiserver CPU s | proxy CPU s | clients CPU s | etcd CPU s | listen overflows / SYN retransmits | load avg |');
-  lines.push('| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |');
+    'Apiserver in-flight and queued: the peak of its own per-second watermarks `apiserver_current_inflight_requests` / `apiserver_current_inqueue_requests` (read-only); APF seats: highest `apiserver_flowcontrol_current_executing_seats` seen at a scrape; APF rejected: `apiserver_flowcontrol_rejected_requests_total`. CPU: utime+stime from /proc over the storm. Accept queue: the listener the kubelets connect to (the apiserver direct, else the proxy), the longest queue of connections waiting to be accepted seen at a sample (`ss -ltn` Recv-Q) and its backlog (Send-Q). Listen overflows / SYN retransmits: system-wide TCP counters (/proc/net/netstat) over the storm: connection attempts a listener\'s full accept queue dropped (the client retransmits its SYN after 1, 3, 7 s …).', '');
+  lines.push('| storm | via | all synced (s) | apiserver ready (s) | resynced (p50 / max s) | LIST 200 | WATCH 200 | 429s | other failures | retries | apiserver peak in-flight (limit) | peak queued | peak APF seats | APF rejected | apiserver CPU s | proxy CPU s | clients CPU s | etcd CPU s | accept queue peak / backlog | listen overflows / SYN retransmits | load avg |');
+  lines.push('| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const kind of ['start', 'restart'] as const) {
     for (const r of doc.runs) {
       const s = r.storms.find((x) => x.kind === kind);
       if (!s) continue;
       const rs = s.responses;
+      const aq = (x: StormResult, name: string) => {
+        const q = x.acceptQueues?.[name];
+        return q ? `${q.peak} / ${q.backlog}` : '–';
+      };
       const cpu = (k: string) => (s.cpuSeconds[k] === undefined ? '–' : fmt(s.cpuSeconds[k]));
       lines.push(`| ${STORM_LABEL[kind]} | ${RUN_LABEL[r.kind]} | ${s.allSyncedSeconds === null ? `never (${s.unsyncedAtEnd} not synced)` : fmt(s.allSyncedSeconds)} | ${s.apiserverReadySeconds === undefined ? '' : fmt(s.apiserverReadySeconds)} | ` +
         `${s.resynced} (${fmt(s.resyncSeconds.p50)} / ${fmt(s.resyncSeconds.max)}) | ${rs.list200} | ${rs.watch200} | ${rs.list429 + rs.watch429} | ${rs.listOther + rs.watchOther} | ${s.retries} | ` +
-        `${s.apiserver.peakInflightReadOnly} (${o.maxRequestsInflight}) | ${s.apiserver.peakInqueueReadOnly} | ${s.apiserver.peakExecutingSeats} | ${kv(s.apiserver.apfRejected)} | ${cpu('apiserver')} | ${r.kind === 'direct' ? '–' : cpu('proxy')} | ${cpu('clients')} | ${cpu('etcd')} | ${s.tcp['ListenOverflows'] ?? '–'} / ${s.tcp['TCPSynRetrans'] ?? '–'} | ${fmt(s.loadAverage[0], 1)} → ${fmt(s.loadAverage[1], 1)} |`);
+        `${s.apiserver.peakInflightReadOnly} (${o.maxRequestsInflight}) | ${s.apiserver.peakInqueueReadOnly} | ${s.apiserver.peakExecutingSeats} | ${kv(s.apiserver.apfRejected)} | ${cpu('apiserver')} | ${r.kind === 'direct' ? '–' : cpu('proxy')} | ${cpu('clients')} | ${cpu('etcd')} | ${aq(s, r.kind === 'direct' ? 'apiserver' : 'proxy')} | ${s.tcp['ListenOverflows'] ?? '–'} / ${s.tcp['TCPSynRetrans'] ?? '–'} | ${fmt(s.loadAverage[0], 1)} → ${fmt(s.loadAverage[1], 1)} |`);
     }
   }
   lines.push('');

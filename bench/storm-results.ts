@@ -59,6 +59,8 @@ export interface StormResult {
   readonly cpuSeconds: Readonly<Record<string, number>>;
   /** The machine's load average (1 min) at the storm's start and end. */
   readonly loadAverage: readonly [number, number];
+  /** Per listener (apiserver, proxy): the longest accept queue seen (`ss -ltn` Recv-Q at each sample) and its backlog. */
+  readonly acceptQueues: Readonly<Record<string, { readonly peak: number; readonly backlog: number; readonly samples: number }>>;
   /** System-wide TCP counter deltas over the storm (ListenOverflows, TCPSynRetrans). */
   readonly tcp: Readonly<Record<string, number>>;
   readonly proxy?: {

@@ -6,6 +6,7 @@
 // sees every peak. Processes come and go (the apiserver is restarted, workers and proxies start per
 // run): CPU is kept per pid and summed per name, so a restarted apiserver's CPU adds to its
 // predecessor's.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request, type Agent } from 'undici';
 import { cpuSeconds } from './proc.js';
@@ -28,6 +29,14 @@ export interface ApiserverSample {
   readonly limitSeatsBy: Readonly<Record<string, number>>;
   /** Counter since the process started, by priority_level/reason. */
   readonly rejectedBy: Readonly<Record<string, number>>;
+}
+
+/** A listening socket's accept queue at one instant (`ss -ltn`: Recv-Q = connections waiting to be accepted, Send-Q = the backlog). */
+export interface AcceptQueueSample {
+  readonly at: number;
+  readonly name: string;
+  readonly queued: number;
+  readonly backlog: number;
 }
 
 export interface CpuTick {
@@ -54,6 +63,9 @@ export class Sampler {
   readonly cpu: CpuTick[] = [];
   /** Scrapes that failed (apiserver down or busy), wall-clock ms. */
   readonly failedScrapes: number[] = [];
+  readonly acceptQueues: AcceptQueueSample[] = [];
+  /** Listening ports whose accept queue is sampled, by name (apiserver, proxy). */
+  listeners: Record<string, number> = {};
   /** Bytes of one /metrics answer and ms it took (the last successful scrape). */
   lastScrape = { bytes: 0, ms: 0 };
   readonly #byName = new Map<string, Map<number, number>>();
@@ -98,6 +110,7 @@ export class Sampler {
 
   async tick(): Promise<void> {
     this.cpuNow();
+    void this.#sampleAcceptQueues();
     if (this.#busy || this.#stopped) return;
     const t = this.target();
     if (!t) return;
@@ -114,6 +127,29 @@ export class Sampler {
       this.failedScrapes.push(at);
     } finally {
       this.#busy = false;
+    }
+  }
+
+  #ssBusy = false;
+
+  async #sampleAcceptQueues(): Promise<void> {
+    const ports = Object.entries(this.listeners).filter(([, p]) => p > 0);
+    if (this.#ssBusy || ports.length === 0) return;
+    this.#ssBusy = true;
+    const at = wallClock();
+    try {
+      const text = await new Promise<string>((resolve, reject) => execFile('ss', ['-Hltn'], { timeout: 2000 }, (err, out) => (err ? reject(err) : resolve(out))));
+      for (const line of text.split('\n')) {
+        const f = line.trim().split(/\s+/);
+        const local = f[3] ?? '';
+        const port = Number(local.slice(local.lastIndexOf(':') + 1));
+        const hit = ports.find(([, p]) => p === port);
+        if (hit) this.acceptQueues.push({ at, name: hit[0], queued: Number(f[1]), backlog: Number(f[2]) });
+      }
+    } catch {
+      // no ss: no accept-queue samples
+    } finally {
+      this.#ssBusy = false;
     }
   }
 }
@@ -191,6 +227,18 @@ export function tcpCounters(): Record<string, number> {
     }
   } catch {
     // not Linux
+  }
+  return out;
+}
+
+/** Per listener: the longest accept queue seen in a window, and its backlog. */
+export function acceptQueuePeaks(samples: readonly AcceptQueueSample[], from: number, to: number): Record<string, { peak: number; backlog: number; samples: number }> {
+  const out: Record<string, { peak: number; backlog: number; samples: number }> = {};
+  for (const s of samples) {
+    if (s.at < from || s.at > to) continue;
+    const o = (out[s.name] ??= { peak: 0, backlog: s.backlog, samples: 0 });
+    o.peak = Math.max(o.peak, s.queued);
+    o.samples++;
   }
   return out;
 }

@@ -25,7 +25,7 @@ import { KUBELET_USER_AGENT, type KubeletSpec } from './storm-clients.js';
 import { flowControlFiles, stormChart, stormMarkdown, evaluateStormTargets } from './storm-report.js';
 import { apiserverPeaks, responsesBetween, syncAnalysis, type RunResult, type StormDocument, type StormResult } from './storm-results.js';
 import { proxyDelta } from './storm-proxy-metrics.js';
-import { cpuBetween, rejectedBetween, Sampler, tcpCounters, wallClock } from './storm-sampler.js';
+import { acceptQueuePeaks, cpuBetween, rejectedBetween, Sampler, tcpCounters, wallClock } from './storm-sampler.js';
 import { Workers } from './storm-workers.js';
 
 const log = (msg: string) => process.stderr.write(`[bench:storm ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -80,6 +80,7 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
     log(`${kind}: starting the proxy (${proxyArgs.join(' ') || 'defaults'})`);
     proxy = await ProxyProcess.start(cluster, join(env.dir, `proxy-${kind}.log`), proxyArgs);
     env.pids['proxy'] = [proxy.pid];
+    env.sampler.listeners['proxy'] = Number(new URL(proxy.url).port);
     log(`  proxy ready in ${proxy.readySeconds.toFixed(1)} s`);
     await sleep(2000);
   }
@@ -152,6 +153,7 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
         },
         cpuSeconds: Object.fromEntries(Object.entries(cpuBetween(env.sampler.cpu, w.from, w.to)).map(([n, v]) => [n, round(v, 2)])),
         loadAverage: [round(w.load[0], 2), round(w.load[1], 2)],
+        acceptQueues: acceptQueuePeaks(env.sampler.acceptQueues, w.from, w.to),
         tcp: Object.fromEntries(Object.entries(w.tcp1).map(([n, v]) => [n, v - (w.tcp0[n] ?? 0)])),
         ...(w.m0 && w.m1 ? { proxy: proxyDelta(w.m0, w.m1) } : {}),
       };
@@ -196,6 +198,7 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
     env.pids['clients'] = [];
     await proxy?.stop();
     env.pids['proxy'] = [];
+    delete env.sampler.listeners['proxy'];
     await sleep(2000);
   }
 }
@@ -307,6 +310,7 @@ async function main(): Promise<number> {
       const a = c.info.apiservers[0];
       return a?.pid ? { url: a.url, token: admin, agent: c.agent, pid: a.pid } : undefined;
     }, () => pids);
+    sampler.listeners['apiserver'] = apiserver.port;
     sampler.start();
     await sleep(3000);
     const i0 = sampler.cpuNow();
