@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"sync"
 	"time"
@@ -27,7 +28,9 @@ type attempt struct {
 	Status  int     `json:"status"`
 	// RetryAfter is the Retry-After header as sent ("" when absent).
 	RetryAfter string `json:"retryAfter"`
-	Error      string `json:"error,omitempty"`
+	// Reused: the request went out on a connection opened earlier (httptrace GotConn).
+	Reused bool   `json:"reused"`
+	Error  string `json:"error,omitempty"`
 }
 
 // statusFields are the fields of the *metav1.Status behind an error (errors.APIStatus).
@@ -86,6 +89,9 @@ func (a *attemptRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return a.next.RoundTrip(req)
 	}
 	at := attempt{StartMs: a.since()}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { at.Reused = info.Reused },
+	}))
 	res, err := a.next.RoundTrip(req)
 	at.EndMs = a.since()
 	if err != nil {
