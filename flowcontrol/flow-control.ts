@@ -17,6 +17,11 @@ export interface Ticket {
   readonly rule: string;
   /** Gives back the seat (or watch slot); call once, when the request is done. */
   release(): void;
+  /**
+   * Gives back the seat and the tokens too: the request was not served as admitted (a read the
+   * cache was to answer goes to the apiserver after all, and is admitted again as that).
+   */
+  refund(): void;
 }
 
 export interface Refusal {
@@ -145,15 +150,13 @@ export class FlowControl {
     const levelName = (inner ?? outer).level.name;
     this.#observer?.admitted(levelName, rule, this.#clock.now() - started);
     let released = false;
-    return {
-      admitted: true, level: levelName, rule,
-      release() {
-        if (released) return;
-        released = true;
-        outer.level.release(outer, false);
-        if (inner) inner.level.release(inner, false);
-      },
+    const release = (refund: boolean) => {
+      if (released) return;
+      released = true;
+      outer.level.release(outer, refund);
+      if (inner) inner.level.release(inner, refund);
     };
+    return { admitted: true, level: levelName, rule, release: () => release(false), refund: () => release(true) };
   }
 
   stats(): LevelStats[] {

@@ -16,6 +16,7 @@ import { cacheCandidate, serveFromCache } from './cache-reads.js';
 import { serveWatchFromCache } from './cache-watch.js';
 import type { Source } from './metrics.js';
 import { admit, flowAttributes, TOO_MANY_REQUESTS } from './flow-gate.js';
+import { jsonAnswerRefusal, wantsPretty } from './content-negotiation.js';
 import type { Admission, Ticket } from '../flowcontrol/flow-control.js';
 
 export { forwardedFor, forwardingEdits } from './forwarding-edits.js';
@@ -92,9 +93,11 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
     return false;
   };
   // A read the cache will answer is admitted as such (the apiserver sees only its probe); one that
-  // falls back to the apiserver after all is admitted again, as what it then costs.
+  // falls back to the apiserver after all gives that admission back (tokens too) and is admitted
+  // again, as what it then costs.
   const toCache = cached !== undefined && (cached.reflector.synced || info.query.has('continue')) &&
-    !(info.verb === 'get' && info.query.get('resourceVersion')?.[0] !== '0');
+    !(info.verb === 'get' && info.query.get('resourceVersion')?.[0] !== '0') && !info.queryLossy &&
+    jsonAnswerRefusal(req.headersDistinct['accept']?.[0]) === undefined && !wantsPretty(req.headers['user-agent']);
   let ticket = await admitted(admit(ctx.flowControl, () => flowAttributes(req, info, f, longRunning, toCache ? 'cache' : 'apiserver', cached)), toCache ? 'cache' : 'upstream');
   if (ticket === false) return;
   if (cache && cached) {
@@ -123,7 +126,9 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
         return;
       }
     } finally {
-      if (done || toCache) ticket?.release();
+      // A fallback is admitted again below as what it then costs; this admission is given back whole.
+      if (done) ticket?.release();
+      else if (toCache) ticket?.refund();
       ctx.inflight.delete(entry);
       ctx.metrics.inflight(longRunning, -1);
     }

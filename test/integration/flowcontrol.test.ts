@@ -234,7 +234,7 @@ test('reload under load: new limits within a second, no connection dropped, an i
     'levels:',
     '  - name: reloaded',
     `    qps: ${qps}`,
-    '    burst: 1',
+    `    burst: ${qps >= 1000 ? 1000 : 1}`,
     '    queue: { length: 0 }',
     '  - name: other',
     '    qps: 0.001',

@@ -361,3 +361,18 @@ test('reload: unchanged levels keep their state, changed ones take new limits in
   held.release();
   assert.equal(fc.stats().find((s) => s.level === 'l')?.inflight, 1 + n);
 });
+
+test('refund: a ticket given back whole returns its tokens and seat in every level', () => {
+  const clock = new ManualClock();
+  const fc = new FlowControl(config({ qps: 1, burst: 1, maxInflight: 1, flowBy: 'user', perFlow: { qps: 1, burst: 1 }, queue: { length: 0 } }), clock);
+  const t = sync(fc.admit(attrs({ userAgent: 't/', source: 'cache' })));
+  assert.ok(t.admitted);
+  assert.ok(!sync(fc.admit(attrs({ userAgent: 't/' }))).admitted, 'the token and the seat are taken');
+  t.refund();
+  const again = sync(fc.admit(attrs({ userAgent: 't/' })));
+  assert.ok(again.admitted, 'the same request admitted again as served by the apiserver');
+  again.release();
+  assert.ok(!sync(fc.admit(attrs({ userAgent: 't/' }))).admitted, 'release keeps the tokens spent');
+  t.refund();
+  assert.equal(fc.stats().find((s) => s.level === 'l')?.inflight, 0, 'a second refund or release does nothing');
+});
