@@ -262,11 +262,9 @@ test('kubectl get -o json: a throttled request succeeds after waiting the Retry-
 });
 
 test('kubectl get (table output): a throttled request succeeds after waiting the Retry-After it received', async (t) => {
-  // kubectl's default output asks for a Table, which the cache does not serve: the LIST is a cache
-  // candidate that falls back to the apiserver. (Fails as of the flow-control commit db6cf3d: the
-  // proxy admits such a request twice in its rule's level — once for the cache, taking the token,
-  // then again as an apiserver read, which a qps 1 / burst 1 level refuses — so every attempt is
-  // refused and kubectl gives up after its 10 retries.)
+  // kubectl's default output asks for a Table, which the cache does not serve: the LIST of a cached
+  // resource goes to the apiserver, and must be admitted once only (admitted for the cache and then
+  // again for the apiserver, a qps 1 / burst 1 level would refuse every attempt).
   await kubectlThrottledOnce(t, []);
 });
 
