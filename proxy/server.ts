@@ -4,6 +4,7 @@ import fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { forwardRequest } from './forward.js';
@@ -112,6 +113,21 @@ function answerAndClose(socket: Duplex, response: string): void {
 function responseInProgress(socket: Duplex): boolean {
   const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
   return current !== undefined && current !== null && current.headersSent;
+}
+
+/**
+ * The listen backlog as Go's net package (and so kube-apiserver) sets it: the kernel's somaxconn,
+ * not Node's 511. When thousands of clients connect at once (kubelets after a partition), a short
+ * accept queue drops their SYNs and they come back only after TCP's retransmission backoff (1, 3,
+ * 7, 15 s …), long after the proxy could have served them.
+ */
+function listenBacklog(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? Math.min(n, 65535) : 4096;
+  } catch {
+    return 4096;
+  }
 }
 
 export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServer> {
@@ -240,7 +256,7 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
   app.server.headersTimeout = 60_000;
   app.server.requestTimeout = 0;
 
-  await app.listen({ host: o.host, port: o.port });
+  await app.listen({ host: o.host, port: o.port, backlog: listenBacklog() });
   const addr = app.server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   let closing: Promise<void> | undefined;
