@@ -127,7 +127,7 @@ export interface StormDocument {
 }
 
 /** Sync analysis of one storm window [from, to] from the kubelets' sync records. */
-export function syncAnalysis(kubelets: readonly KubeletReport[], from: number, to: number): Pick<StormResult, 'allSyncedSeconds' | 'unsyncedAtEnd' | 'resynced' | 'resyncSeconds'> & { allSyncedAt: number | null } {
+export function syncAnalysis(kubelets: readonly KubeletReport[], from: number, to: number): { sync: Pick<StormResult, 'allSyncedSeconds' | 'unsyncedAtEnd' | 'resynced' | 'resyncSeconds'>; allSyncedAt: number | null } {
   let unsynced = 0;
   let latest = from;
   const times: number[] = [];
@@ -154,11 +154,13 @@ export function syncAnalysis(kubelets: readonly KubeletReport[], from: number, t
   }
   times.sort((a, b) => a - b);
   return {
-    allSyncedSeconds: unsynced === 0 ? round((latest - from) / 1000, 3) : null,
+    sync: {
+      allSyncedSeconds: unsynced === 0 ? round((latest - from) / 1000, 3) : null,
+      unsyncedAtEnd: unsynced,
+      resynced: times.length,
+      resyncSeconds: { p50: round(percentile(times, 50), 3), p99: round(percentile(times, 99), 3), max: round(times[times.length - 1] ?? Number.NaN, 3) },
+    },
     allSyncedAt: unsynced === 0 ? latest : null,
-    unsyncedAtEnd: unsynced,
-    resynced: times.length,
-    resyncSeconds: { p50: round(percentile(times, 50), 3), p99: round(percentile(times, 99), 3), max: round(times[times.length - 1] ?? Number.NaN, 3) },
   };
 }
 

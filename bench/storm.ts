@@ -134,10 +134,8 @@ async function runOnce(env: Env, kind: RunKind, fc: ReturnType<typeof flowContro
     log(`  liveness: ${liveness.received}/${liveness.patched} watches delivered a MODIFIED event of their node's pod (${liveness.seconds} s)`);
     const report = await workers.report();
     const storm = (k: 'start' | 'restart', w: { from: number; to: number; m0: typeof m0; m1: typeof m0; tcp0: typeof tcp0; tcp1: typeof tcp0; load: [number, number] }, extra: Partial<StormResult> = {}): StormResult => {
-      const s = syncAnalysis(report.kubelets, w.from, w.to);
+      const { sync } = syncAnalysis(report.kubelets, w.from, w.to);
       const responses = responsesBetween(report.seconds, epoch, w.from, w.to);
-      const { allSyncedAt, ...sync } = s;
-      void allSyncedAt;
       return {
         kind: k,
         from: w.from,
