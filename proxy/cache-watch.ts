@@ -24,6 +24,12 @@ import type { Watcher } from '../cache/watcher.js';
 import type { CacheOutcome } from './cache-reads.js';
 
 const NOTHING = 'kube-cache-proxy.invalid/none=none';
+/**
+ * How long the consistent watch-list probe may take to send its bookmark (the apiserver's own wait
+ * for its cache is at most 3 s). After the bookmark it idles until this timeout, holding its
+ * upstream connection, which is then reused.
+ */
+const PROBE_TIMEOUT_SECONDS = 4;
 const WRITE_BATCH = 256 * 1024;
 
 const forward = (reason: string): CacheOutcome => ({ served: false, reason });
@@ -41,7 +47,7 @@ async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding
   const labels = first(info, 'labelSelector');
   const q = fromRV !== undefined
     ? new URLSearchParams({ watch: '1', resourceVersion: fromRV.toString(), timeoutSeconds: '1' })
-    : new URLSearchParams({ watch: '1', sendInitialEvents: 'true', allowWatchBookmarks: 'true', resourceVersionMatch: 'NotOlderThan', timeoutSeconds: '10' });
+    : new URLSearchParams({ watch: '1', sendInitialEvents: 'true', allowWatchBookmarks: 'true', resourceVersionMatch: 'NotOlderThan', timeoutSeconds: String(PROBE_TIMEOUT_SECONDS) });
   if (fromRV !== undefined) {
     if (labels) q.set('labelSelector', labels);
   } else {
@@ -60,6 +66,7 @@ async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding
   } catch {
     return { kind: 'fail', reason: 'probe_failed' };
   }
+  let answered = false;
   try {
     if (up.statusCode === 401 || up.statusCode === 403) {
       const chunks: Buffer[] = [];
@@ -67,6 +74,7 @@ async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding
       return { kind: 'reply', status: up.statusCode, headers: up.headers, body: Buffer.concat(chunks) };
     }
     if (up.statusCode !== 200) return { kind: 'fail', reason: `probe_${up.statusCode}` };
+    answered = true;
     if (fromRV !== undefined) return { kind: 'allowed', rv: undefined };
     const lines = new LineSplitter();
     for await (const chunk of up.body) {
@@ -80,10 +88,25 @@ async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding
     }
     return { kind: 'fail', reason: 'probe_no_bookmark' };
   } catch {
+    answered = false;
     return { kind: 'fail', reason: 'probe_failed' };
   } finally {
-    abort.abort();
+    if (answered) drainProbe(up.body, abort, PROBE_TIMEOUT_SECONDS);
+    else abort.abort();
   }
+}
+
+/**
+ * A probe that answered 200 ends by itself within its timeoutSeconds (it matches nothing, or only
+ * events after the cache's resourceVersion, which are few). Aborting it would close its keep-alive
+ * connection, so every watch would cost a new TCP and TLS handshake with the apiserver; it is read
+ * to its end instead, and the connection goes back to the pool. Cut only if it overstays.
+ */
+function drainProbe(body: Dispatcher.ResponseData['body'], abort: AbortController, timeoutSeconds: number): void {
+  const timer = setTimeout(() => abort.abort(), (timeoutSeconds + 5) * 1000);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  body.on('end', done).on('error', done).on('close', done).resume();
 }
 
 export async function serveWatchFromCache(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: ProxyContext & { cache: ResourceCache }): Promise<CacheOutcome> {
