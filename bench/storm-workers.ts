@@ -1,51 +1,12 @@
 // The kubelets' processes (bench/storm-clients.ts, forked), as one object: start every kubelet at
 // the same instant, ask how many are synced, collect and merge their reports.
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import type { Envelope, KubeletReport, KubeletSpec, ReplyEnvelope, ReportReply, SecondCounts, StatusReply, StormRequest } from './storm-clients.js';
+import { IpcChild } from './ipc-child.js';
+import type { KubeletReport, KubeletSpec, ReportReply, SecondCounts, StatusReply, StormRequest } from './storm-clients.js';
 
-class Worker {
-  readonly #child: ChildProcess;
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  #next = 1;
-  readonly exited: Promise<void>;
-
+/** One kubelets' process. */
+class Worker extends IpcChild<StormRequest> {
   constructor() {
-    const file = fileURLToPath(new URL('./storm-clients.js', import.meta.url));
-    this.#child = fork(file, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
-    this.#child.on('message', (m: unknown) => {
-      const r = m as ReplyEnvelope;
-      const p = this.#pending.get(r.n);
-      if (!p) return;
-      this.#pending.delete(r.n);
-      if (r.ok) p.resolve(r.reply);
-      else p.reject(new Error(`storm clients: ${r.error}`));
-    });
-    this.exited = new Promise((resolve) => this.#child.once('exit', (code, signal) => {
-      for (const p of this.#pending.values()) p.reject(new Error(`a storm clients' process exited (${code ?? signal})`));
-      this.#pending.clear();
-      resolve();
-    }));
-  }
-
-  get pid(): number {
-    return this.#child.pid ?? 0;
-  }
-
-  call<T>(req: StormRequest): Promise<T> {
-    const n = this.#next++;
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(n, { resolve: (v) => resolve(v as T), reject });
-      this.#child.send({ n, req } satisfies Envelope);
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
-    this.#child.disconnect();
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(timer);
+    super(new URL('./storm-clients.js', import.meta.url), 'storm clients', "a storm clients' process");
   }
 }
 
