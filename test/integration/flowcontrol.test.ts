@@ -7,6 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { pino } from 'pino';
 import { Client, Pool, request } from 'undici';
 import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
@@ -324,4 +326,38 @@ test('reload under load: new limits within a second, no connection dropped, an i
     await proxy.shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('exec over an upgrade is flow-controlled as a long-running connect: at the level\'s maxWatches, a 429 Status before anything reaches the apiserver', async () => {
+  const proxy = await proxyWith(fc({
+    levels: [{ name: 'no-exec', maxWatches: 0, queue: { length: 0 } }, { name: 'default' }],
+    rules: [{ name: 'exec', level: 'no-exec', verbs: ['connect'], resources: ['pods/exec'] }],
+    defaultLevel: 'default',
+  }));
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = httpsRequest(`${proxy.url}/api/v1/namespaces/default/pods/nothing/exec?command=true&stdout=true`, {
+      ca, method: 'GET',
+      headers: {
+        authorization: `Bearer ${token('admin')}`, connection: 'Upgrade', upgrade: 'websocket',
+        'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-protocol': 'v5.channel.k8s.io',
+      },
+    });
+    req.on('response', resolve);
+    req.on('upgrade', () => reject(new Error('upgraded')));
+    req.on('error', reject);
+    req.end();
+  });
+  const body = await new Promise<string>((resolve) => {
+    let b = '';
+    res.setEncoding('utf8').on('data', (d: string) => { b += d; }).on('end', () => resolve(b));
+  });
+  assert.equal(res.statusCode, 429);
+  assert.equal(res.headers['retry-after'], '1');
+  assert.deepEqual(JSON.parse(body), {
+    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Too many requests, please try again later.',
+    reason: 'TooManyRequests', details: { retryAfterSeconds: 1 }, code: 429,
+  });
+  const m = await scrape(proxy.metricsUrl);
+  assert.equal(total(m, 'kube_cache_proxy_flowcontrol_rejected_total', (l) => l['level'] === 'no-exec' && l['rule'] === 'exec' && l['reason'] === 'watches'), 1);
+  assert.equal(total(m, 'kube_cache_proxy_upgrades_total', (l) => l['code'] === '429'), 1, 'counted as an upgrade answered 429');
 });
