@@ -42,6 +42,9 @@ export interface FlowControlObserver {
   rejected(level: string, rule: string, reason: RefusalReason, retryAfterSeconds: number): void;
 }
 
+const KEEP: { readonly refund: boolean } = { refund: false };
+const REFUND: { readonly refund: boolean } = { refund: true };
+
 /** Rule name for requests no rule matched. */
 export const NO_RULE = 'none';
 
@@ -142,7 +145,7 @@ export class FlowControl {
     if (r.queued && inner) this.#observer?.queued(r.ok ? r.grant.level.name : r.level.name, rule);
     if (!r.ok) {
       // Refused further on: what the request took in its own level is given back.
-      if (inner) inner.level.release(inner, true);
+      if (inner) inner.level.release(inner, REFUND);
       this.#observer?.rejected(r.level.name, rule, r.reason, r.retryAfterSeconds);
       return { admitted: false, level: r.level.name, rule, reason: r.reason, retryAfterSeconds: r.retryAfterSeconds };
     }
@@ -150,13 +153,13 @@ export class FlowControl {
     const levelName = (inner ?? outer).level.name;
     this.#observer?.admitted(levelName, rule, this.#clock.now() - started);
     let released = false;
-    const release = (refund: boolean) => {
+    const release = (o: typeof KEEP) => {
       if (released) return;
       released = true;
-      outer.level.release(outer, refund);
-      if (inner) inner.level.release(inner, refund);
+      outer.level.release(outer, o);
+      if (inner) inner.level.release(inner, o);
     };
-    return { admitted: true, level: levelName, rule, release: () => release(false), refund: () => release(true) };
+    return { admitted: true, level: levelName, rule, release: () => release(KEEP), refund: () => release(REFUND) };
   }
 
   stats(): LevelStats[] {

@@ -118,12 +118,13 @@ export class Level {
     });
   }
 
-  release(g: LevelGrant, refund: boolean): void {
+  /** Gives back what the grant holds; with `refund`, its tokens too. */
+  release(g: LevelGrant, o: { readonly refund: boolean }): void {
     const now = this.#clock.now();
-    this.#limits.release(g.cost, g.longRunning, refund, now);
+    this.#limits.release(g, o, now);
     const flow = this.#flows.get(g.flow);
     if (flow) {
-      flow.limits?.release(g.cost, g.longRunning, refund, now);
+      flow.limits?.release(g, o, now);
       this.#forgetIfIdle(g.flow, flow, now);
     }
     if (this.#queued > 0) this.#dispatch();

@@ -41,10 +41,10 @@ export class Limits {
     else this.inflight += cost.seats;
   }
 
-  release(cost: Cost, longRunning: boolean, refund: boolean, now: number): void {
-    if (longRunning) this.watches--;
-    else this.inflight -= cost.seats;
-    if (refund) this.#bucket?.refund(cost.tokens, now);
+  release(held: { readonly cost: Cost; readonly longRunning: boolean }, o: { readonly refund: boolean }, now: number): void {
+    if (held.longRunning) this.watches--;
+    else this.inflight -= held.cost.seats;
+    if (o.refund) this.#bucket?.refund(held.cost.tokens, now);
   }
 
   /** Holding nothing and with a full bucket: forgetting it changes nothing. */
