@@ -1,4 +1,5 @@
 // The benchmark's flags.
+import { eachFlag } from './argv.js';
 
 export interface BenchOptions {
   readonly nodes: number;
@@ -91,18 +92,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
     '--writes-per-second': 'writesPerSecond',
     '--seed': 'seed',
   };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i] ?? '';
-    const eq = raw.indexOf('=');
-    const flag = eq > 0 ? raw.slice(0, eq) : raw;
-    const inline = eq > 0 ? raw.slice(eq + 1) : undefined;
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag}: needs a value`);
-      return v;
-    };
-    if (flag === '-h' || flag === '--help') return 'help';
+  const help = eachFlag(argv, (flag, value) => {
     if (flag === '--keep-cluster') o.keepCluster = true;
     else if (flag === '--no-readme') o.writeReadme = false;
     else if (flag === '--out') o.out = value();
@@ -115,7 +105,8 @@ export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
       if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n)) throw new Error(`${flag}: not a whole number: ${text}`);
       (o as Record<string, unknown>)[key] = n;
     }
-  }
+  });
+  if (help) return 'help';
   for (const k of ['nodes', 'pods', 'namespaces', 'requests', 'concurrency', 'fullRequests', 'fullConcurrency', 'populateConcurrency'] as const) {
     if (o[k] < 1) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: must be at least 1`);
   }

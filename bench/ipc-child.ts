@@ -55,3 +55,21 @@ export class IpcChild<Req> {
     clearTimeout(timer);
   }
 }
+
+/**
+ * The child's side: answers each `{ n, req }` from the parent with `handle(req)`'s result (or its
+ * error), and runs `stop` then exits when the parent disconnects. Does nothing outside a fork.
+ */
+export function answerParent<Req>(handle: (req: Req) => Promise<unknown>, stop: () => Promise<unknown>): void {
+  if (!process.send) return;
+  process.on('message', (m: unknown) => {
+    const env = m as { readonly n: number; readonly req: Req };
+    handle(env.req).then(
+      (reply) => process.send?.({ n: env.n, ok: true, reply } satisfies Reply),
+      (err: unknown) => process.send?.({ n: env.n, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies Reply),
+    );
+  });
+  process.on('disconnect', () => {
+    void stop().finally(() => process.exit(0));
+  });
+}

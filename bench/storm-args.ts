@@ -1,4 +1,5 @@
 // The restart-storm benchmark's flags (bench/storm.ts).
+import { eachFlag } from './argv.js';
 
 export const RUN_KINDS = ['direct', 'proxy-static', 'proxy-dynamic'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
@@ -128,18 +129,7 @@ export function parseStormArgs(argv: readonly string[]): StormOptions | 'help' {
     if (out.length === 0) throw new Error(`${flag}: empty`);
     return out as T[];
   };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i] ?? '';
-    const eq = raw.indexOf('=');
-    const flag = eq > 0 ? raw.slice(0, eq) : raw;
-    const inline = eq > 0 ? raw.slice(eq + 1) : undefined;
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag}: needs a value`);
-      return v;
-    };
-    if (flag === '-h' || flag === '--help') return 'help';
+  const help = eachFlag(argv, (flag, value) => {
     if (flag === '--keep-cluster') o.keepCluster = true;
     else if (flag === '--no-readme') o.writeReadme = false;
     else if (flag === '--no-flow-control') o.flowControl = false;
@@ -159,7 +149,8 @@ export function parseStormArgs(argv: readonly string[]): StormOptions | 'help' {
       if (!key) throw new Error(`unknown flag ${flag} (see --help)`);
       (o as Record<string, unknown>)[key] = whole(flag, value());
     }
-  }
+  });
+  if (help) return 'help';
   for (const k of ['clients', 'podsPerNode', 'namespaces', 'workers', 'maxRequestsInflight', 'maxMutatingRequestsInflight', 'stormTimeoutSeconds', 'sampleMs', 'populateConcurrency'] as const) {
     if (o[k] < 1) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: must be at least 1`);
   }

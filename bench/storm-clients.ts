@@ -9,6 +9,7 @@
 // last resourceVersion seen; one that ends with an ERROR event (410 Expired or other) or a broken
 // stream re-LISTs (after 1 s for errors other than 410). A kubelet is "synced" from the moment its
 // watch answered 200 until that watch ends.
+import { answerParent } from './ipc-child.js';
 import { gunzipSync } from 'node:zlib';
 import { Client } from 'undici';
 import { LineSplitter } from '../cache/line-splitter.js';
@@ -73,9 +74,6 @@ export interface ReportReply {
   readonly events: Readonly<Record<string, number>>;
   readonly listItems: { readonly min: number; readonly max: number };
 }
-
-export type Envelope = { readonly n: number; readonly req: StormRequest };
-export type ReplyEnvelope = { readonly n: number; readonly ok: true; readonly reply: unknown } | { readonly n: number; readonly ok: false; readonly error: string };
 
 interface Kubelet extends KubeletSpec {
   readonly client: Client;
@@ -337,15 +335,4 @@ async function handle(req: StormRequest): Promise<unknown> {
   }
 }
 
-if (process.send) {
-  process.on('message', (m: unknown) => {
-    const env = m as Envelope;
-    handle(env.req).then(
-      (reply) => process.send?.({ n: env.n, ok: true, reply } satisfies ReplyEnvelope),
-      (err: unknown) => process.send?.({ n: env.n, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies ReplyEnvelope),
-    );
-  });
-  process.on('disconnect', () => {
-    void stop().finally(() => process.exit(0));
-  });
-}
+answerParent<StormRequest>(handle, stop);

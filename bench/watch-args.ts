@@ -1,4 +1,5 @@
 // The watch benchmark's flags (bench/watch.ts).
+import { eachFlag } from './argv.js';
 
 export interface WatchBenchOptions {
   readonly nodes: number;
@@ -101,18 +102,7 @@ export function parseWatchArgs(argv: readonly string[]): WatchBenchOptions | 'he
     if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n)) throw new Error(`${flag}: not a whole number: ${text}`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i] ?? '';
-    const eq = raw.indexOf('=');
-    const flag = eq > 0 ? raw.slice(0, eq) : raw;
-    const inline = eq > 0 ? raw.slice(eq + 1) : undefined;
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag}: needs a value`);
-      return v;
-    };
-    if (flag === '-h' || flag === '--help') return 'help';
+  const help = eachFlag(argv, (flag, value) => {
     if (flag === '--keep-cluster') o.keepCluster = true;
     else if (flag === '--no-readme') o.writeReadme = false;
     else if (flag === '--no-baseline') o.baseline = false;
@@ -124,7 +114,8 @@ export function parseWatchArgs(argv: readonly string[]): WatchBenchOptions | 'he
       if (!key) throw new Error(`unknown flag ${flag} (see --help)`);
       (o as Record<string, unknown>)[key] = whole(flag, value());
     }
-  }
+  });
+  if (help) return 'help';
   for (const k of ['nodes', 'pods', 'namespaces', 'updatesPerSecond', 'churnSeconds', 'openConcurrency', 'populateConcurrency', 'watchTimeoutSeconds'] as const) {
     if (o[k] < 1) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: must be at least 1`);
   }

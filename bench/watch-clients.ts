@@ -5,6 +5,7 @@
 // `kcp-bench/sent` annotation ("<seq>:<send time in ms>") the parent's patch put there; delivery
 // latency is the chunk's arrival time minus that send time (both clocks are
 // performance.timeOrigin + performance.now(), i.e. wall-clock time with sub-millisecond resolution).
+import { answerParent } from './ipc-child.js';
 import { Pool } from 'undici';
 import { LineSplitter } from '../cache/line-splitter.js';
 import { latencyStats, type LatencyStats } from './stats.js';
@@ -57,9 +58,6 @@ export interface ReportReply {
   readonly firstEnded?: string;
   readonly bytes: number;
 }
-
-export type Envelope = { readonly n: number; readonly req: ClientsRequest };
-export type ReplyEnvelope = { readonly n: number; readonly ok: true; readonly reply: unknown } | { readonly n: number; readonly ok: false; readonly error: string };
 
 interface WatchState {
   readonly id: number;
@@ -215,15 +213,4 @@ async function handle(req: ClientsRequest): Promise<unknown> {
   }
 }
 
-if (process.send) {
-  process.on('message', (m: unknown) => {
-    const env = m as Envelope;
-    handle(env.req).then(
-      (reply) => process.send?.({ n: env.n, ok: true, reply } satisfies ReplyEnvelope),
-      (err: unknown) => process.send?.({ n: env.n, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies ReplyEnvelope),
-    );
-  });
-  process.on('disconnect', () => {
-    void close().finally(() => process.exit(0));
-  });
-}
+answerParent<ClientsRequest>(handle, close);
