@@ -21,3 +21,22 @@ export function eachFlag(argv: readonly string[], visit: (flag: string, value: (
   }
   return undefined;
 }
+
+/**
+ * A benchmark's options from the command line, or the exit code once handled: 0 after printing
+ * `usage` for --help, 2 after printing a bad flag's message.
+ */
+export function optionsOrExit<T extends object>(parse: (argv: readonly string[]) => T | 'help', usage: string): T | number {
+  let parsed: T | 'help';
+  try {
+    parsed = parse(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+  if (parsed === 'help') {
+    process.stdout.write(usage);
+    return 0;
+  }
+  return parsed;
+}

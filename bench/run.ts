@@ -3,6 +3,7 @@
 // the same reads direct to the apiserver and through the proxy: latency, throughput, the apiserver's
 // (and the proxy's) CPU per 1,000 requests, the proxy's memory per cached byte, and the cache hit
 // ratio of consistent reads under writes. See bench/README.md.
+import { optionsOrExit } from './argv.js';
 import { populate } from './population.js';
 import { commandLine, sourceInfo, updateReadme } from './report.js';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -372,17 +373,8 @@ async function mixed(env: Env): Promise<MixedResult> {
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<number> {
-  let o: BenchOptions | 'help';
-  try {
-    o = parseArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    return 2;
-  }
-  if (o === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const o = optionsOrExit(parseArgs, USAGE);
+  if (typeof o === 'number') return o;
   const opts = o;
   const runStarted = performance.now();
   const date = new Date();

@@ -5,14 +5,8 @@ import type { RunKind, StormKind } from './storm-args.js';
 import type { ApiserverSample } from './storm-sampler.js';
 import { percentile, round } from './stats.js';
 
-export interface Responses {
-  list200: number;
-  watch200: number;
-  list429: number;
-  watch429: number;
-  listOther: number;
-  watchOther: number;
-}
+/** 200s, 429s and other answers, by request kind (a second's counts, or a storm's). */
+export type Responses = SecondCounts;
 
 export interface HistogramSummary {
   readonly count: number;

@@ -10,15 +10,8 @@ class Worker extends IpcChild<StormRequest> {
   }
 }
 
-export interface MergedReport {
-  readonly seconds: Readonly<Record<number, SecondCounts>>;
-  readonly kubelets: readonly KubeletReport[];
-  readonly retryAfter: Readonly<Record<string, number>>;
-  readonly other: Readonly<Record<string, number>>;
-  readonly firstOther?: string;
-  readonly events: Readonly<Record<string, number>>;
-  readonly listItems: { readonly min: number; readonly max: number };
-}
+/** The kubelets' processes' reports, merged: the same shape as one. */
+export type MergedReport = ReportReply;
 
 export class Workers {
   readonly #workers: Worker[];

@@ -6,6 +6,7 @@
 // every kubelet is synced again, the apiserver's peak in-flight requests (its own per-second
 // watermark), its CPU, 429s and retries; a chart of 200s and 429s per second. See bench/README.md
 // ("Restart-storm benchmark").
+import { optionsOrExit } from './argv.js';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
@@ -240,17 +241,8 @@ async function checkAuthorization(url: string, ca: Buffer, ks: readonly KubeletS
 }
 
 async function main(): Promise<number> {
-  let parsed: StormOptions | 'help';
-  try {
-    parsed = parseStormArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    return 2;
-  }
-  if (parsed === 'help') {
-    process.stdout.write(STORM_USAGE);
-    return 0;
-  }
+  const parsed = optionsOrExit(parseStormArgs, STORM_USAGE);
+  if (typeof parsed === 'number') return parsed;
   const o = parsed;
   const runStarted = performance.now();
   const date = new Date();

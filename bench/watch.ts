@@ -12,12 +12,13 @@
 // watch-delivery.ts (expected versus received events), watch-proxy.ts (the proxy under test and
 // its memory), watch-clients-process.ts (the watch clients' process), watch-results.ts (what is
 // recorded), watch-report.ts (the Markdown summary), watch-args.ts (flags and --help).
+import { optionsOrExit } from './argv.js';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type as osType } from 'node:os';
 import { join } from 'node:path';
 import { TestCluster } from '../test/cluster/cluster.js';
 import { repoRoot } from '../test/cluster/paths.js';
-import { parseWatchArgs, WATCH_USAGE, watchScaleLabel, type WatchBenchOptions } from './watch-args.js';
+import { parseWatchArgs, WATCH_USAGE, watchScaleLabel } from './watch-args.js';
 import { Client } from './client.js';
 import type { Layout } from './objects.js';
 import { populate } from './population.js';
@@ -32,17 +33,8 @@ import { markdown } from './watch-report.js';
 import type { PhaseResult, Side, WatchBenchResult } from './watch-results.js';
 
 async function main(): Promise<number> {
-  let parsed: WatchBenchOptions | 'help';
-  try {
-    parsed = parseWatchArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    return 2;
-  }
-  if (parsed === 'help') {
-    process.stdout.write(WATCH_USAGE);
-    return 0;
-  }
+  const parsed = optionsOrExit(parseWatchArgs, WATCH_USAGE);
+  if (typeof parsed === 'number') return parsed;
   const o = parsed;
   const runStarted = performance.now();
   const date = new Date();

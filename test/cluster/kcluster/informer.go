@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // storeItem is one object of the informer's store as written to --out.
@@ -66,12 +65,7 @@ func runInformer(args []string) int {
 		fmt.Fprintln(os.Stderr, "informer: --kubeconfig and --out are required")
 		return 2
 	}
-	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: *kubeconfig}
-	overrides := &clientcmd.ConfigOverrides{}
-	if *server != "" {
-		overrides.ClusterInfo.Server = *server
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	cfg, err := restConfig(*kubeconfig, *server)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "informer: %v\n", err)
 		return 1

@@ -14,7 +14,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // attempt is one HTTP request client-go sent for a client, as the wrapping RoundTripper saw it.
@@ -133,12 +132,7 @@ func runThrottle(args []string) int {
 		fmt.Fprintln(os.Stderr, "throttle: --kubeconfig, --path and --clients >= 1 are required")
 		return 2
 	}
-	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: *kubeconfig}
-	overrides := &clientcmd.ConfigOverrides{}
-	if *server != "" {
-		overrides.ClusterInfo.Server = *server
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	cfg, err := restConfig(*kubeconfig, *server)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "throttle: %v\n", err)
 		return 1
