@@ -16,6 +16,11 @@ export interface CacheConfig {
   readonly bookmarkIntervalSeconds: number;
   /** How long a read may wait for the cache to reach the resourceVersion it needs; then it is forwarded. */
   readonly freshnessBudgetMs: number;
+  /**
+   * A resource whose watch cannot be re-established stops answering resourceVersion=0 reads and
+   * new watches from its store once it has been out of touch with the apiservers this long.
+   */
+  readonly staleAfterMs: number;
   readonly snapshots: { readonly maxSnapshots: number; readonly maxBytes: number; readonly ttlSeconds: number };
   /**
    * How long an "allowed" answer to a probe may stand in for the next probe of a resourceVersion=0
@@ -45,6 +50,7 @@ export const DEFAULT_CACHE_CONFIG: CacheConfig = {
   pageSize: 500,
   bookmarkIntervalSeconds: 0.5,
   freshnessBudgetMs: 3000,
+  staleAfterMs: 5000,
   snapshots: { maxSnapshots: 1000, maxBytes: 512 * 1024 * 1024, ttlSeconds: 300 },
   authorizationTtlSeconds: 0,
   watch: { historyMaxEvents: 10_000, historyMaxAgeSeconds: 300, watcherMaxQueuedLines: 10_000, watcherMaxQueuedBytes: 32 * 1024 * 1024 },

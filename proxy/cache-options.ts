@@ -11,6 +11,7 @@ export interface RawCacheOptions {
   readonly freshnessWaitSeconds?: number | undefined;
   readonly snapshotTtlSeconds?: number | undefined;
   readonly authorizationTtlSeconds?: number | undefined;
+  readonly staleAfterSeconds?: number | undefined;
 }
 
 /** The cache configuration, or undefined when caching is off (`--cache-resources none`). */
@@ -50,6 +51,7 @@ export function cacheConfigFrom(raw: RawCacheOptions): CacheConfig | undefined {
     freshnessBudgetMs: positive('--cache-freshness-wait', raw.freshnessWaitSeconds, DEFAULT_CACHE_CONFIG.freshnessBudgetMs / 1000, false) * 1000,
     snapshots: { ...DEFAULT_CACHE_CONFIG.snapshots, ttlSeconds: positive('--cache-snapshot-ttl', raw.snapshotTtlSeconds, DEFAULT_CACHE_CONFIG.snapshots.ttlSeconds, false) },
     watch: DEFAULT_CACHE_CONFIG.watch,
+    staleAfterMs: positive('--cache-stale-after', raw.staleAfterSeconds, DEFAULT_CACHE_CONFIG.staleAfterMs / 1000, false) * 1000,
     authorizationTtlSeconds: positive('--cache-authorization-ttl', raw.authorizationTtlSeconds, DEFAULT_CACHE_CONFIG.authorizationTtlSeconds, false),
   };
 }

@@ -4,9 +4,9 @@ import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { ConfigError } from './errors.js';
 import { flowControlConfigFrom } from './flow-control-source.js';
-import { isLogLevel, parseListen, LOG_LEVELS, type ProxyOptions } from './options.js';
+import { BALANCE_POLICIES, isLogLevel, parseListen, LOG_LEVELS, type BalancePolicy, type ProxyOptions } from './options.js';
 
-type FieldType = 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds' | 'count' | 'flowControl';
+type FieldType = 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds' | 'count' | 'flowControl' | 'boolean' | 'balance' | 'fraction';
 
 const SCHEMA: Readonly<Record<string, FieldType>> = {
   kubeconfig: 'string',
@@ -28,9 +28,25 @@ const SCHEMA: Readonly<Record<string, FieldType>> = {
   cacheSnapshotTtlSeconds: 'seconds',
   cacheAuthorizationTtlSeconds: 'seconds',
   flowControl: 'flowControl',
+  cacheStaleAfterSeconds: 'seconds',
+  upstreamDiscovery: 'boolean',
+  upstreamBalance: 'balance',
+  upstreamHealthIntervalSeconds: 'seconds',
+  upstreamConnectionMaxAgeSeconds: 'seconds',
+  forwardedWatchMaxAgeSeconds: 'seconds',
+  clientConnectionMaxAgeSeconds: 'seconds',
+  maxAgeJitter: 'fraction',
 };
 
-export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOptions, 'cache' | 'flowControlSource'>]: ProxyOptions[K] }> & {
+export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOptions, 'cache' | 'flowControlSource' | 'backends'>]: ProxyOptions[K] }> & {
+  cacheStaleAfterSeconds?: number;
+  upstreamDiscovery?: boolean;
+  upstreamBalance?: BalancePolicy;
+  upstreamHealthIntervalSeconds?: number;
+  upstreamConnectionMaxAgeSeconds?: number;
+  forwardedWatchMaxAgeSeconds?: number;
+  clientConnectionMaxAgeSeconds?: number;
+  maxAgeJitter?: number;
   cacheResources?: string[];
   cacheIndexedFields?: string[];
   cachePageSize?: number;
@@ -61,6 +77,12 @@ function check(file: string, key: string, type: FieldType, v: unknown): ConfigFi
       return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail('must be a number of seconds >= 0');
     case 'count':
       return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : fail('must be a whole number >= 1');
+    case 'boolean':
+      return typeof v === 'boolean' ? v : fail('must be true or false');
+    case 'balance':
+      return typeof v === 'string' && (BALANCE_POLICIES as readonly string[]).includes(v) ? v as BalancePolicy : fail(`must be one of ${BALANCE_POLICIES.join(', ')}`);
+    case 'fraction':
+      return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1 ? v : fail('must be a number from 0 to 1');
     case 'flowControl':
       return flowControlConfigFrom(v, { file, flag: '--config' });
   }

@@ -6,8 +6,13 @@ import { cacheConfigFrom } from './cache-options.js';
 import { loadFlowControlConfig, type FlowControlSource } from './flow-control-source.js';
 import { DEFAULT_FLOW_CONTROL } from '../flowcontrol/defaults.js';
 import {
-  DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, LOG_LEVELS, isLogLevel, parseListen, type ListenAddress, type ProxyOptions,
+  BALANCE_POLICIES, DEFAULT_BACKEND_OPTIONS, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, LOG_LEVELS, isLogLevel, parseListen,
+  type BackendOptions, type BalancePolicy, type ListenAddress, type ProxyOptions,
 } from './options.js';
+
+function isBalancePolicy(v: string): v is BalancePolicy {
+  return (BALANCE_POLICIES as readonly string[]).includes(v);
+}
 
 export const HELP = `kube-cache-proxy: a caching reverse proxy for kube-apiserver.
 
@@ -17,7 +22,18 @@ Upstream:
   --kubeconfig FILE            kubeconfig with the apiserver and the proxy's own credentials
                                (default: in-cluster service account in a pod, else $KUBECONFIG or ~/.kube/config)
   --context NAME               kubeconfig context (default: its current context)
-  --upstream URL               apiserver URL, repeatable (default: the context's server)
+  --upstream URL               apiserver URL, repeatable (default: the context's server); "#weight=N"
+                               at its end weighs it for round-robin
+  --upstream-discovery         follow the apiservers listed in the kubernetes EndpointSlices of namespace
+                               default (starting from --upstream or the context's server)
+  --upstream-balance POLICY    ${BALANCE_POLICIES.join('|')} (default least-outstanding)
+  --upstream-health-interval SEC  how often each apiserver's /readyz is checked (default 2)
+  --upstream-connection-max-age SEC  recycle upstream connections after this age plus jitter (default 300; 0: never)
+  --forwarded-watch-max-age SEC  end client watches the proxy forwards after this age plus jitter, so that
+                               clients re-watch where it is best now (default 300; 0: never)
+  --client-connection-max-age SEC  HTTP/2 GOAWAY or HTTP/1.1 Connection: close after this age plus jitter,
+                               so clients spread over the proxy's replicas (default 600; 0: never)
+  --max-age-jitter FRACTION    each max age is stretched by a random fraction below this (default 0.2)
 Serving:
   --listen HOST:PORT           main TLS port, everything passes through here (default ${DEFAULT_LISTEN})
   --tls-cert-file FILE         serving certificate (PEM, chain allowed); default: a generated self-signed one
@@ -35,6 +51,8 @@ Cache (LIST and GET resourceVersion=0 answered from watch-fed memory, same answe
   --cache-bookmark-interval SEC  how often a quiet resource proves freshness with a short watch (default 0.5; 0: never)
   --cache-freshness-wait SEC   how long a read may wait for the cache to catch up, then it is forwarded (default 3)
   --cache-snapshot-ttl SEC     how long continue tokens of paged lists stay valid (default 300)
+  --cache-stale-after SEC      a resource whose watch cannot be re-established stops answering
+                               resourceVersion=0 reads and new watches from memory after SEC (default 5)
   --cache-authorization-ttl SEC  let an allowed probe stand in for later ones of the same client and
                                request for resourceVersion=0 reads, trading up to SEC of revocation delay
                                for fewer apiserver round trips (default 0: every read is probed)
@@ -48,7 +66,10 @@ Other:
                                clientCaFile, writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds,
                                cacheResources, cacheIndexedFields (lists), cachePageSize,
                                cacheBookmarkIntervalSeconds, cacheFreshnessWaitSeconds, cacheSnapshotTtlSeconds,
-                               cacheAuthorizationTtlSeconds, flowControl);
+                               cacheAuthorizationTtlSeconds, cacheStaleAfterSeconds, flowControl,
+                               upstreamDiscovery, upstreamBalance, upstreamHealthIntervalSeconds,
+                               upstreamConnectionMaxAgeSeconds, forwardedWatchMaxAgeSeconds,
+                               clientConnectionMaxAgeSeconds, maxAgeJitter);
                                flags override it
   --write-kubeconfig FILE      write a kubeconfig that points a client at this proxy with the source
                                context's credentials and the proxy's CA, then keep serving
@@ -78,6 +99,14 @@ export const FLAGS = {
   'cache-snapshot-ttl': { type: 'string' },
   'cache-authorization-ttl': { type: 'string' },
   'flow-control-config': { type: 'string' },
+  'cache-stale-after': { type: 'string' },
+  'upstream-discovery': { type: 'boolean' },
+  'upstream-balance': { type: 'string' },
+  'upstream-health-interval': { type: 'string' },
+  'upstream-connection-max-age': { type: 'string' },
+  'forwarded-watch-max-age': { type: 'string' },
+  'client-connection-max-age': { type: 'string' },
+  'max-age-jitter': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -134,7 +163,23 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     freshnessWaitSeconds: num('--cache-freshness-wait', v['cache-freshness-wait']) ?? file.cacheFreshnessWaitSeconds,
     snapshotTtlSeconds: num('--cache-snapshot-ttl', v['cache-snapshot-ttl']) ?? file.cacheSnapshotTtlSeconds,
     authorizationTtlSeconds: num('--cache-authorization-ttl', v['cache-authorization-ttl']) ?? file.cacheAuthorizationTtlSeconds,
+    staleAfterSeconds: num('--cache-stale-after', v['cache-stale-after']) ?? file.cacheStaleAfterSeconds,
   });
+  const balance = v['upstream-balance'] ?? file.upstreamBalance ?? DEFAULT_BACKEND_OPTIONS.balance;
+  if (!isBalancePolicy(balance)) throw new ConfigError(`--upstream-balance: must be one of ${BALANCE_POLICIES.join(', ')}`);
+  const jitter = num('--max-age-jitter', v['max-age-jitter']) ?? file.maxAgeJitter ?? DEFAULT_BACKEND_OPTIONS.maxAgeJitter;
+  if (jitter > 1) throw new ConfigError('--max-age-jitter: must be a number from 0 to 1');
+  const healthInterval = num('--upstream-health-interval', v['upstream-health-interval']) ?? file.upstreamHealthIntervalSeconds ?? DEFAULT_BACKEND_OPTIONS.healthIntervalSeconds;
+  if (healthInterval <= 0) throw new ConfigError('--upstream-health-interval: must be a number > 0');
+  const backends: BackendOptions = {
+    discovery: v['upstream-discovery'] ?? file.upstreamDiscovery ?? DEFAULT_BACKEND_OPTIONS.discovery,
+    balance,
+    healthIntervalSeconds: healthInterval,
+    connectionMaxAgeSeconds: num('--upstream-connection-max-age', v['upstream-connection-max-age']) ?? file.upstreamConnectionMaxAgeSeconds ?? DEFAULT_BACKEND_OPTIONS.connectionMaxAgeSeconds,
+    forwardedWatchMaxAgeSeconds: num('--forwarded-watch-max-age', v['forwarded-watch-max-age']) ?? file.forwardedWatchMaxAgeSeconds ?? DEFAULT_BACKEND_OPTIONS.forwardedWatchMaxAgeSeconds,
+    clientConnectionMaxAgeSeconds: num('--client-connection-max-age', v['client-connection-max-age']) ?? file.clientConnectionMaxAgeSeconds ?? DEFAULT_BACKEND_OPTIONS.clientConnectionMaxAgeSeconds,
+    maxAgeJitter: jitter,
+  };
   const flowControlSource: FlowControlSource | undefined = v['flow-control-config'] !== undefined
     ? { file: v['flow-control-config'], flag: '--flow-control-config' }
     : v.config !== undefined ? { file: v.config, flag: '--config' } : undefined;
@@ -154,6 +199,7 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     cache,
     flowControl,
     flowControlSource,
+    backends,
   };
   if ((options.tlsCertFile === undefined) !== (options.tlsPrivateKeyFile === undefined)) {
     throw new ConfigError('--tls-cert-file and --tls-private-key-file must be given together');

@@ -26,6 +26,43 @@ export interface ProxyOptions {
   readonly flowControl: FlowControlConfig;
   /** The file it was read from, reloaded on change and SIGHUP; undefined: no file. */
   readonly flowControlSource: FlowControlSource | undefined;
+  /** The apiservers: discovery, balancing, health and reshuffling. */
+  readonly backends: BackendOptions;
+}
+
+export const BALANCE_POLICIES = ['least-outstanding', 'round-robin'] as const;
+export type BalancePolicy = (typeof BALANCE_POLICIES)[number];
+
+export interface BackendOptions {
+  /** Follow the `kubernetes` EndpointSlices in namespace `default` instead of a fixed list. */
+  readonly discovery: boolean;
+  /** Least outstanding requests (default) or weighted round-robin. */
+  readonly balance: BalancePolicy;
+  /** How often each apiserver's /readyz is checked (an ejected one: every second). */
+  readonly healthIntervalSeconds: number;
+  /** Upstream connections are closed once idle after this age (plus jitter); 0: never. */
+  readonly connectionMaxAgeSeconds: number;
+  /** Client watches the proxy forwards are ended cleanly after this age (plus jitter); 0: never. */
+  readonly forwardedWatchMaxAgeSeconds: number;
+  /** Client connections get GOAWAY (HTTP/2) or `Connection: close` (HTTP/1.1) after this age (plus jitter); 0: never. */
+  readonly clientConnectionMaxAgeSeconds: number;
+  /** Each age above is stretched by a random fraction in [0, jitter) of itself. */
+  readonly maxAgeJitter: number;
+}
+
+export const DEFAULT_BACKEND_OPTIONS: BackendOptions = {
+  discovery: false,
+  balance: 'least-outstanding',
+  healthIntervalSeconds: 2,
+  connectionMaxAgeSeconds: 300,
+  forwardedWatchMaxAgeSeconds: 300,
+  clientConnectionMaxAgeSeconds: 600,
+  maxAgeJitter: 0.2,
+};
+
+/** `age` stretched by a random fraction in [0, jitter) of itself, in milliseconds (0 stays 0: never). */
+export function jitteredMs(ageSeconds: number, jitter: number, random: () => number = Math.random): number {
+  return ageSeconds <= 0 ? 0 : ageSeconds * 1000 * (1 + jitter * random());
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

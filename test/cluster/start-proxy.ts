@@ -1,6 +1,7 @@
 // npm start: runs kube-cache-proxy on https://127.0.0.1:8443 in front of the current kubeconfig
 // context or, when there is none, in front of a local test cluster started for the purpose
 // (test/cluster, built from Go modules on first use), and prints how to point kubectl at it.
+import { DEFAULT_BACKEND_OPTIONS } from '../../proxy/options.js';
 import { DEFAULT_FLOW_CONTROL } from '../../flowcontrol/defaults.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     logLevel: 'info', shutdownGracePeriodSeconds: 10,
     cache: DEFAULT_CACHE_CONFIG,
     flowControl: DEFAULT_FLOW_CONTROL, flowControlSource: undefined,
+    backends: DEFAULT_BACKEND_OPTIONS,
   };
   let options = base;
   if (currentContextUsable()) {

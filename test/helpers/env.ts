@@ -1,4 +1,5 @@
 // The shared test cluster started by test/run.ts, and a proxy in front of it.
+import { DEFAULT_BACKEND_OPTIONS } from '../../proxy/options.js';
 import { pino } from 'pino';
 import { TestCluster } from '../cluster/cluster.js';
 import { runProxy, type RunningProxy } from '../../proxy/main.js';
@@ -41,6 +42,7 @@ export async function startTestProxy(cluster: TestCluster, overrides: Partial<Pr
     cache: undefined,
     flowControl: DEFAULT_FLOW_CONTROL,
     flowControlSource: undefined,
+    backends: DEFAULT_BACKEND_OPTIONS,
     ...overrides,
   };
   const log = pino({ level: process.env['KCP_TEST_LOG_LEVEL'] ?? options.logLevel });

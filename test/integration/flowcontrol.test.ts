@@ -1,6 +1,7 @@
 // Flow control through the proxy against the real apiserver (cache on, as users run it): a flow's
 // rate under a flood, fairness between two flows of one level, control-plane requests beside a
 // kubelet flood, the 429 itself, and reloading the configuration under load.
+import { DEFAULT_BACKEND_OPTIONS } from '../../proxy/options.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -258,6 +259,7 @@ test('reload under load: new limits within a second, no connection dropped, an i
     tlsCertFile: cluster.info.servingCertFile, tlsPrivateKeyFile: cluster.info.servingKeyFile, clientCaFile: cluster.info.caFile,
     writeKubeconfig: undefined, metricsListen: { host: '127.0.0.1', port: 0 }, logLevel: 'info', shutdownGracePeriodSeconds: 5,
     cache: cacheConfigFrom({}), flowControl: loadFlowControlConfig(source), flowControlSource: source,
+    backends: DEFAULT_BACKEND_OPTIONS,
   }, log);
   try {
     await waitReady(`http://127.0.0.1:${proxy.health.port}`);

@@ -1,4 +1,5 @@
 // parseFlags: every flag, the listen forms, the errors, and flags over the --config file.
+import { DEFAULT_BACKEND_OPTIONS } from '../../proxy/options.js';
 import { DEFAULT_FLOW_CONTROL } from '../../flowcontrol/defaults.js';
 import { test, after } from 'node:test';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
@@ -51,6 +52,7 @@ const DEFAULTS: ProxyOptions = {
   cache: cacheConfigFrom({}),
   flowControl: DEFAULT_FLOW_CONTROL,
   flowControlSource: undefined,
+  backends: DEFAULT_BACKEND_OPTIONS,
 };
 
 test('no flags: the defaults', () => {
@@ -90,6 +92,14 @@ test('every flag sets its option (both --flag value and --flag=value)', () => {
     [['--shutdown-grace-period', '2.5'], { shutdownGracePeriodSeconds: 2.5 }],
     // The last of a non-repeatable flag wins.
     [['--context', 'a', '--context', 'b'], { context: 'b' }],
+    [['--upstream-discovery'], { backends: { ...DEFAULT_BACKEND_OPTIONS, discovery: true } }],
+    [['--upstream-balance', 'round-robin'], { backends: { ...DEFAULT_BACKEND_OPTIONS, balance: 'round-robin' } }],
+    [['--upstream-health-interval', '0.5'], { backends: { ...DEFAULT_BACKEND_OPTIONS, healthIntervalSeconds: 0.5 } }],
+    [['--upstream-connection-max-age', '0'], { backends: { ...DEFAULT_BACKEND_OPTIONS, connectionMaxAgeSeconds: 0 } }],
+    [['--forwarded-watch-max-age=30'], { backends: { ...DEFAULT_BACKEND_OPTIONS, forwardedWatchMaxAgeSeconds: 30 } }],
+    [['--client-connection-max-age', '90'], { backends: { ...DEFAULT_BACKEND_OPTIONS, clientConnectionMaxAgeSeconds: 90 } }],
+    [['--max-age-jitter', '0'], { backends: { ...DEFAULT_BACKEND_OPTIONS, maxAgeJitter: 0 } }],
+    [['--cache-stale-after', '2'], { cache: cacheConfigFrom({ staleAfterSeconds: 2 }) }],
   ];
   for (const [argv, want] of cases) assert.deepEqual(options(argv), { ...DEFAULTS, ...want }, argv.join(' '));
 });
@@ -174,6 +184,10 @@ test('bad flags: one line naming the problem', () => {
     [['--upstream', 'https://a', '--upstream', ''], /^--upstream: must not be empty$/],
     [['--tls-cert-file=', '--tls-private-key-file='], /^--tls-cert-file: must not be empty$/],
     [['--client-ca-file='], /^--client-ca-file: must not be empty$/],
+    [['--upstream-balance', 'random'], /^--upstream-balance: must be one of least-outstanding, round-robin$/],
+    [['--max-age-jitter', '2'], /^--max-age-jitter: must be a number from 0 to 1$/],
+    [['--upstream-health-interval', '0'], /^--upstream-health-interval: must be a number > 0$/],
+    [['--forwarded-watch-max-age=-1'], /^--forwarded-watch-max-age: must be a number >= 0$/],
     [['--write-kubeconfig='], /^--write-kubeconfig: must not be empty$/],
     [['--config='], /^--config: must not be empty$/],
     [['--log-level='], /^--log-level: must not be empty$/],
@@ -195,6 +209,10 @@ test('flags override the config file, field by field; unset flags keep its value
     'metricsListen: "[::1]:2222"',
     'logLevel: warn',
     'shutdownGracePeriodSeconds: 7',
+    'upstreamDiscovery: true',
+    'upstreamBalance: round-robin',
+    'forwardedWatchMaxAgeSeconds: 60',
+    'maxAgeJitter: 0.5',
     '',
   ].join('\n'));
   const fromFile: ProxyOptions = {
@@ -212,6 +230,7 @@ test('flags override the config file, field by field; unset flags keep its value
     cache: cacheConfigFrom({}),
     flowControl: DEFAULT_FLOW_CONTROL,
     flowControlSource: { file: cfg, flag: '--config' },
+    backends: { ...DEFAULT_BACKEND_OPTIONS, discovery: true, balance: 'round-robin', forwardedWatchMaxAgeSeconds: 60, maxAgeJitter: 0.5 },
   };
   assert.deepEqual(options(['--config', cfg]), fromFile);
   const overrides: Array<[string[], Partial<ProxyOptions>]> = [
