@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { ensureClusterBinaries } from './build.js';
 import { freePort, isAlive, startProcess, stopProcess } from './processes.js';
+import { apiserverHost, portFreeOnAll } from './addresses.js';
+import { writeReconcilerObjects, type EtcdKv } from './kubernetes-endpoints.js';
 
 const execFileP = promisify(execFile);
 
@@ -20,6 +22,8 @@ export interface ManagedProcess {
 
 export interface ApiserverInfo extends ManagedProcess {
   url: string;
+  /** The address it binds and advertises: 127.0.0.1, or 127.0.0.(i+2) with distinct addresses. */
+  host: string;
   port: number;
 }
 
@@ -54,6 +58,11 @@ export interface ClusterInfo {
 export interface UpOptions {
   dir: string;
   apiservers?: number;
+  /**
+   * Each apiserver on its own loopback address (127.0.0.2, 127.0.0.3, …), all on one port, instead of
+   * all on 127.0.0.1 with a port each. Default: true when there are several apiservers.
+   */
+  distinctAddresses?: boolean;
   log?: (msg: string) => void;
   /** Extra kube-apiserver flags, appended to every apiserver's (e.g. `--max-requests-inflight=100`). */
   apiserverArgs?: readonly string[];
@@ -82,6 +91,8 @@ export class TestCluster {
     const log = opts.log ?? (() => {});
     const dir = opts.dir;
     const n = opts.apiservers ?? 1;
+    const distinct = opts.distinctAddresses ?? n > 1;
+    const hosts = Array.from({ length: n }, (_, i) => apiserverHost(i, distinct));
     const bins = await ensureClusterBinaries(log);
     const pki = join(dir, 'pki');
     const logs = join(dir, 'logs');
@@ -93,7 +104,7 @@ export class TestCluster {
     const ca = join(pki, 'ca');
     await kc('pki', 'ca', '--out', ca, '--cn', 'kube-cache-proxy-test-ca');
     await kc('pki', 'cert', '--ca', ca, '--out', join(pki, 'apiserver'), '--cn', 'kube-apiserver', '--server',
-      ...['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', '10.0.0.1'].flatMap((s) => ['--san', s]));
+      ...[...new Set(['127.0.0.1', ...hosts]), 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', '10.0.0.1'].flatMap((s) => ['--san', s]));
     await kc('pki', 'cert', '--ca', ca, '--out', join(pki, 'serving'), '--cn', 'kube-cache-proxy', '--server', '--san', '127.0.0.1', '--san', 'localhost', '--san', '::1');
     await kc('pki', 'cert', '--ca', ca, '--out', join(pki, 'node-1'), '--cn', 'system:node:node-1', '--org', 'system:nodes', '--client');
     await kc('pki', 'rsa', '--out', join(pki, 'sa'));
@@ -115,12 +126,14 @@ export class TestCluster {
     const etcd: EtcdInfo = { name: 'etcd', pid: startProcess({ name: 'etcd', command: bins.kcluster, args: etcdArgs, logFile: etcdLog }), args: etcdArgs, logFile: etcdLog, url: `http://127.0.0.1:${etcdPort}` };
 
     const apiservers: ApiserverInfo[] = [];
+    const sharedPort = distinct ? await portFreeOnAll(hosts) : 0;
     for (let i = 0; i < n; i++) {
-      const port = await freePort();
+      const host = hosts[i] ?? '127.0.0.1';
+      const port = distinct ? sharedPort : await freePort();
       const name = `apiserver-${i}`;
-      const args = [...apiserverArgs({ dir, pki, port, etcdUrl: etcd.url, name }), ...(opts.apiserverArgs ?? [])];
+      const args = [...apiserverArgs({ dir, pki, host, port, etcdUrl: etcd.url, name }), ...(opts.apiserverArgs ?? [])];
       const logFile = join(logs, `${name}.log`);
-      apiservers.push({ name, port, url: `https://127.0.0.1:${port}`, args, logFile, pid: 0 });
+      apiservers.push({ name, host, port, url: `https://${host}:${port}`, args, logFile, pid: 0 });
     }
     const userKubeconfig = (name: string) => join(dir, `${name}.kubeconfig`);
     const info: ClusterInfo = {
@@ -163,7 +176,10 @@ export class TestCluster {
   /** Attaches to a cluster started earlier (e.g. by `npm run cluster -- up`). */
   static load(dir: string): TestCluster {
     const raw: unknown = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8'));
-    return new TestCluster(raw as ClusterInfo);
+    const info = raw as ClusterInfo;
+    // Written before apiservers had an address of their own: it is the URL's.
+    for (const a of info.apiservers) a.host ??= new URL(a.url).hostname;
+    return new TestCluster(info);
   }
 
   static exists(dir: string): boolean {
@@ -260,6 +276,33 @@ export class TestCluster {
     });
   }
 
+  /**
+   * Writes the `kubernetes` Endpoints and EndpointSlice in `default` as kube-apiserver's endpoint
+   * reconciler would, listing apiservers `ready` (conditions.ready true) and `notReady` (false);
+   * both empty writes a slice without endpoints. The listed apiservers must share one port (the
+   * default with several apiservers). Unchanged content is not rewritten. Returns the slice's
+   * resourceVersion. See kubernetes-endpoints.ts (written into etcd: the API refuses loopback IPs).
+   */
+  async writeKubernetesEndpoints(o: { ready: readonly number[]; notReady?: readonly number[] }): Promise<string> {
+    const listed = [...o.ready.map((i) => ({ i, ready: true })), ...(o.notReady ?? []).map((i) => ({ i, ready: false }))];
+    const eps = listed.map(({ i, ready }) => ({ a: this.#apiserver(i), ready }));
+    const ports = new Set(eps.map((e) => e.a.port));
+    if (ports.size > 1) throw new Error('writeKubernetesEndpoints: the apiservers listed do not share one port (start the cluster with distinctAddresses)');
+    if (new Set(eps.map((e) => e.a.host)).size !== eps.length) throw new Error('writeKubernetesEndpoints: an apiserver listed twice, or two on one address');
+    const port = eps[0]?.a.port ?? this.#apiserver(0).port;
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const kv: EtcdKv = {
+      get: async (key) => {
+        const kvs = jsonPath(await this.#etcdPost('/v3/kv/range', { key: b64(key) }), ['kvs']);
+        const first: unknown = Array.isArray(kvs) ? kvs[0] : undefined;
+        const value = jsonPath(first, ['value']);
+        return typeof value === 'string' ? { value: Buffer.from(value, 'base64'), modRevision: String(jsonPath(first, ['mod_revision'])) } : undefined;
+      },
+      put: async (key, value) => String(jsonPath(await this.#etcdPost('/v3/kv/put', { key: b64(key), value: b64(value) }), ['header', 'revision'])),
+    };
+    return writeReconcilerObjects(kv, port, eps.map((e) => ({ ip: e.a.host, ready: e.ready })));
+  }
+
   #apiserver(i: number): ApiserverInfo {
     const a = this.info.apiservers[i];
     if (!a) throw new Error(`no apiserver ${i}`);
@@ -325,12 +368,12 @@ function jsonPath(v: unknown, path: string[]): unknown {
   return cur;
 }
 
-function apiserverArgs(o: { dir: string; pki: string; port: number; etcdUrl: string; name: string }): string[] {
+function apiserverArgs(o: { dir: string; pki: string; host: string; port: number; etcdUrl: string; name: string }): string[] {
   return [
     'apiserver',
     `--etcd-servers=${o.etcdUrl}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${o.host}`,
+    `--advertise-address=${o.host}`,
     `--secure-port=${o.port}`,
     `--cert-dir=${join(o.dir, o.name)}`,
     `--tls-cert-file=${join(o.pki, 'apiserver.crt')}`,
@@ -344,7 +387,7 @@ function apiserverArgs(o: { dir: string; pki: string; port: number; etcdUrl: str
     '--service-cluster-ip-range=10.0.0.0/24',
     '--disable-admission-plugins=ServiceAccount',
     // A loopback advertise address is refused by the lease reconciler; tests that need the
-    // kubernetes Service's endpoints write them themselves.
+    // kubernetes Service's endpoints write them with writeKubernetesEndpoints.
     '--endpoint-reconciler-type=none',
     '--profiling=false',
     '--v=1',

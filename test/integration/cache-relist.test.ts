@@ -55,16 +55,16 @@ async function terminate(cluster: TestCluster, i: number): Promise<void> {
     return;
   }
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && await listening(a.port)) await sleep(50);
+  while (Date.now() < deadline && await listening(a.host, a.port)) await sleep(50);
   // Still up a moment with its listener closed: open watches keep flowing, new connections fail.
   const exited = Date.now() + 2_000;
   while (Date.now() < exited && isAlive(a.pid)) await sleep(50);
   await cluster.stopApiserver(i, 'SIGKILL');
 }
 
-function listening(port: number): Promise<boolean> {
+function listening(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
+    const s = connect({ host, port });
     s.once('connect', () => { s.destroy(); resolve(true); });
     s.once('error', () => resolve(false));
   });
