@@ -137,6 +137,21 @@ test('upstream discovery follows the kubernetes EndpointSlice of three apiserver
       assert.equal(cluster.info.apiservers[lost]?.url, origins[lost], 'a restarted apiserver keeps its address and port');
     });
 
+    await t.test('every apiserver down while the slice changes and etcd compacts: a 410 on the way back, then a relist', async () => {
+      for (const i of [0, 1, 2]) await cluster.stopApiserver(i, 'SIGKILL');
+      // The reconciler's write while no apiserver is up (it goes to etcd), then compaction: the
+      // resourceVersion the discovery holds is now too old for any apiserver that starts.
+      await cluster.writeKubernetesEndpoints({ ready: [0, 1, 2] });
+      await cluster.compactEtcd();
+      await cluster.startApiserver(2);
+      assert.deepEqual(await changes.next(6, 60_000), [u0, u1, u2]);
+      assert.equal(upstream.lists, 2, 'one relist');
+      assert.ok(logLines.some((l) => l.includes('watch expired')), 'the relist followed a 410');
+      assert.equal(changes.calls.length, 7, 'nothing applied while every apiserver was down');
+      await cluster.startApiserver(0);
+      await cluster.startApiserver(1);
+    });
+
     await t.test('every URL found is an apiserver with a certificate for its address', async () => {
       const found = [...new Set(changes.calls.flat())].sort();
       assert.deepEqual(found, [...origins].sort());
@@ -158,6 +173,6 @@ test('upstream discovery follows the kubernetes EndpointSlice of three apiserver
     await agent.close();
     await cluster.down();
     if (ok) rmSync(dir, { recursive: true, force: true });
-    else process.stderr.write(`cluster logs kept in ${dir}/logs\n`);
+    else process.stderr.write(`discovery log:\n${logLines.join('')}cluster logs kept in ${dir}/logs\n`);
   }
 });
