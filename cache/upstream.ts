@@ -5,11 +5,26 @@ import type { Readable } from 'node:stream';
 export interface UpstreamReply {
   readonly statusCode: number;
   readonly body: Readable;
+  /** Which apiserver answered (its origin, e.g. "https://127.0.0.2:6443"). */
+  readonly backend: string;
+}
+
+export interface UpstreamGetOptions {
+  /** Apiservers (origins) not to use while another healthy one is available: one a watch just lost, one that answered 410. */
+  readonly avoid?: ReadonlySet<string> | undefined;
+  /** A watch: balanced apart from short requests. */
+  readonly longRunning?: boolean | undefined;
 }
 
 export interface CacheUpstream {
-  /** GET `path` (with query) with the proxy's own credentials, asking for JSON. */
-  get(path: string, signal: AbortSignal): Promise<UpstreamReply>;
+  /**
+   * GET `path` (with query) with the proxy's own credentials, asking for JSON, from the apiserver
+   * the balancer picks. Rejects when no apiserver can be reached (connection errors are retried on
+   * another one first, within a bound).
+   */
+  get(path: string, signal: AbortSignal, options?: UpstreamGetOptions): Promise<UpstreamReply>;
+  /** The apiservers currently usable (healthy), by origin. */
+  healthyBackends(): readonly string[];
 }
 
 export async function readBody(body: Readable, limit = Infinity): Promise<Buffer> {

@@ -4,7 +4,7 @@
 // credentials (Authorization, Impersonate-*, or its verified certificate identity) and the
 // request's verb, path and selectors. Only successful probes are remembered; off when ttl is 0.
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from './client-http.js';
 import { LRUCache } from 'lru-cache';
 import type { Forwarding } from './client-identity.js';
 import type { RequestInfo } from './request-info.js';
@@ -21,7 +21,7 @@ export class AuthorizationCache {
   }
 
   /** The key for this request, or undefined when the cache is off. */
-  key(req: IncomingMessage, info: RequestInfo, f: Forwarding): string | undefined {
+  key(req: ClientRequest, info: RequestInfo, f: Forwarding): string | undefined {
     if (!this.#lru) return undefined;
     const h = createHash('sha256');
     if (f.kind === 'impersonate') h.update(`cert\0${f.credentialId}\0${f.user}\0${f.groups.join('\0')}\0`);

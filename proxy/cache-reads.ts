@@ -2,7 +2,7 @@
 // limit=1, sent upstream with the client's own credentials) both authorizes the read — a 401/403 is
 // returned exactly as the apiserver wrote it — and gives the resourceVersion a consistent read must
 // reach. Every "no" forwards the original request.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, ClientResponse } from './client-http.js';
 import { createGzip } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { RequestInfo } from './request-info.js';
@@ -45,7 +45,7 @@ export function cacheCandidate(cache: ResourceCache, method: string, info: Reque
 
 type CacheContext = ProxyContext & { readonly cache: ResourceCache; readonly authorization: AuthorizationCache; readonly compressedLists: CompressedLists };
 
-export async function serveFromCache(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: CacheContext): Promise<CacheOutcome> {
+export async function serveFromCache(req: ClientRequest, res: ClientResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: CacheContext): Promise<CacheOutcome> {
   if (info.queryLossy) return forward('unparsed_query');
   // Go's Header.Get: the first of several header lines (Node would join them).
   const refusal = jsonAnswerRefusal(req.headersDistinct['accept']?.[0]);
@@ -56,6 +56,8 @@ export async function serveFromCache(req: IncomingMessage, res: ServerResponse, 
   const opts = parseListOptions(info.query, cr.reflector.fieldSet);
   if (isForward(opts)) return forward(opts.forward);
   if (!cr.reflector.synced && opts.continueToken === undefined) return forward('not_synced');
+  // Out of touch with the apiservers: any state it holds may be far behind (cache/watch-health.ts).
+  if (opts.mode.kind === 'any' && cr.reflector.stale) return forward('stale');
   const namespace = info.namespace || undefined;
   // resourceVersion=0 needs no freshness proof: a remembered authorization may stand in for the probe.
   const authzKey = opts.mode.kind === 'any' ? ctx.authorization.key(req, info, f) : undefined;
@@ -99,12 +101,13 @@ export async function serveFromCache(req: IncomingMessage, res: ServerResponse, 
   return { served: true, code: 200, bytes };
 }
 
-async function serveGet(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: CacheContext): Promise<CacheOutcome> {
+async function serveGet(req: ClientRequest, res: ClientResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: CacheContext): Promise<CacheOutcome> {
   // GET with resourceVersion unset is a quorum read: the probe would cost as much as the GET.
   for (const k of info.query.keys()) if (k !== 'resourceVersion') return forward(k === 'pretty' ? 'pretty' : 'unknown_parameter');
   const rv = info.query.get('resourceVersion')?.[0];
   if (rv !== '0') return forward(rv === undefined || rv === '' ? 'get_consistent' : 'get_rv');
   if (!cr.reflector.synced) return forward('not_synced');
+  if (cr.reflector.stale) return forward('stale');
   const authzKey = ctx.authorization.key(req, info, f);
   let headers: Record<string, string> = {};
   if (!ctx.authorization.allowed(authzKey)) {
@@ -128,7 +131,7 @@ async function serveGet(req: IncomingMessage, res: ServerResponse, info: Request
 }
 
 /** The authorization (and, for lists, freshness) probe, with the client's credentials. */
-async function probe(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx: ProxyContext, list: boolean, consistent = false): Promise<Probe> {
+async function probe(req: ClientRequest, info: RequestInfo, f: Forwarding, ctx: ProxyContext, list: boolean, consistent = false): Promise<Probe> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
@@ -142,14 +145,12 @@ async function probe(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx
   // R. Reads that need no R are authorized by a probe the apiserver's watch cache answers alone:
   // "not older than 1" with limit=1 (resourceVersion=0 would ignore the limit and list everything).
   if (list) pairs.push(...(consistent ? ['limit=1'] : ['resourceVersion=1', 'resourceVersionMatch=NotOlderThan', 'limit=1']));
-  const target = ctx.upstreams.pick();
-  const dispatcher = f.kind === 'impersonate' ? target.identity : target.passthrough;
   const edits = forwardingEdits(req, f, ctx);
   const headers = upstreamRequestHeaders(req.rawHeaders, { ...edits, drop: new Set([...(edits.drop ?? []), 'accept', 'accept-encoding', 'content-length', 'content-type']), add: [...edits.add, ['Accept', 'application/json']] });
   let up: Dispatcher.ResponseData;
   try {
-    up = await dispatcher.request({ origin: target.origin, path: `${path}?${pairs.join('&')}`, method: 'GET', headers });
-  } catch (err) {
+    up = (await ctx.upstreams.request({ identity: f.kind === 'impersonate', kind: 'short', retry: 'idempotent', request: { path: `${path}?${pairs.join('&')}`, method: 'GET', headers } })).response;
+  } catch {
     return { kind: 'fail', reason: 'probe_failed' };
   }
   const body = await readBody(up.body, 64 << 20).catch(() => undefined);
@@ -174,7 +175,7 @@ async function probe(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx
   return rv === undefined ? { kind: 'fail', reason: 'probe_no_rv' } : { kind: 'rv', rv, headers: pass };
 }
 
-function writeReply(res: ServerResponse, p: Extract<Probe, { kind: 'reply' }>): CacheOutcome {
+function writeReply(res: ClientResponse, p: Extract<Probe, { kind: 'reply' }>): CacheOutcome {
   const headers: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(p.headers)) {
     if (v !== undefined && k !== 'connection' && k !== 'keep-alive' && k !== 'transfer-encoding') headers[k] = v;
@@ -189,7 +190,7 @@ function writeReply(res: ServerResponse, p: Extract<Probe, { kind: 'reply' }>): 
  * Writes the body with backpressure, gzip (level 1, off the event loop) when the client takes it and
  * the body is larger than the apiserver's threshold (it compresses a body of more than 128 KiB).
  */
-async function writeChunks(req: IncomingMessage, res: ServerResponse, extra: Record<string, string>, chunks: Iterable<Buffer>, size: number): Promise<number> {
+async function writeChunks(req: ClientRequest, res: ClientResponse, extra: Record<string, string>, chunks: Iterable<Buffer>, size: number): Promise<number> {
   const gzip = size > GZIP_MIN_BYTES && acceptsGzip(req.headersDistinct['accept-encoding']?.[0]);
   const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-cache, private', ...extra };
   if (gzip) {
@@ -219,7 +220,7 @@ async function writeChunks(req: IncomingMessage, res: ServerResponse, extra: Rec
  * Resolves on `event` of `emitter` or when the response closes, whichever comes first, and removes
  * both listeners (events.once in a loop would leave a 'close' and an 'error' listener per wait).
  */
-function eventOrClose(emitter: NodeJS.EventEmitter, event: string, res: ServerResponse): Promise<void> {
+function eventOrClose(emitter: NodeJS.EventEmitter, event: string, res: ClientResponse): Promise<void> {
   if (res.closed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {

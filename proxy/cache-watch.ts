@@ -5,7 +5,7 @@
 // current resourceVersion, the freshness target. Other watches are probed by a plain watch from the
 // cache's resourceVersion, which the apiserver's watch cache answers without a quorum read. Then the
 // client's events come from the cache's watcher, written as they arrive.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, ClientResponse } from './client-http.js';
 import type { Dispatcher } from 'undici';
 import type { RequestInfo } from './request-info.js';
 import type { ProxyContext } from './context.js';
@@ -41,7 +41,7 @@ type Probe = { kind: 'allowed'; rv: bigint | undefined } | { kind: 'reply'; stat
  * `fromRV`: the watch needs no freshness target, so a plain watch from the cache's resourceVersion
  * (served by the apiserver's watch cache, no quorum read) authorizes it: its 200 is the answer.
  */
-async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding, ctx: ProxyContext, fromRV: bigint | undefined): Promise<Probe> {
+async function probeWatch(req: ClientRequest, info: RequestInfo, f: Forwarding, ctx: ProxyContext, fromRV: bigint | undefined): Promise<Probe> {
   const url = req.url ?? '/';
   const path = url.split('?', 1)[0] ?? url;
   const labels = first(info, 'labelSelector');
@@ -55,14 +55,12 @@ async function probeWatch(req: IncomingMessage, info: RequestInfo, f: Forwarding
   }
   const fields = first(info, 'fieldSelector');
   if (fields) q.set('fieldSelector', fields);
-  const target = ctx.upstreams.pick();
-  const dispatcher = f.kind === 'impersonate' ? target.identity : target.passthrough;
   const edits = forwardingEdits(req, f, ctx);
   const headers = upstreamRequestHeaders(req.rawHeaders, { ...edits, drop: new Set([...(edits.drop ?? []), 'accept', 'accept-encoding']), add: [...edits.add, ['Accept', 'application/json']] });
   const abort = new AbortController();
   let up: Dispatcher.ResponseData;
   try {
-    up = await dispatcher.request({ origin: target.origin, path: `${path}?${q.toString()}`, method: 'GET', headers, signal: abort.signal });
+    up = (await ctx.upstreams.request({ identity: f.kind === 'impersonate', kind: 'short', retry: 'idempotent', request: { path: `${path}?${q.toString()}`, method: 'GET', headers, signal: abort.signal } })).response;
   } catch {
     return { kind: 'fail', reason: 'probe_failed' };
   }
@@ -109,13 +107,15 @@ function drainProbe(body: Dispatcher.ResponseData['body'], abort: AbortControlle
   body.on('end', done).on('error', done).on('close', done).resume();
 }
 
-export async function serveWatchFromCache(req: IncomingMessage, res: ServerResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: ProxyContext & { cache: ResourceCache }): Promise<CacheOutcome> {
+export async function serveWatchFromCache(req: ClientRequest, res: ClientResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: ProxyContext & { cache: ResourceCache }): Promise<CacheOutcome> {
   if (info.queryLossy) return forward('unparsed_query');
   const refusal = jsonAnswerRefusal(req.headers.accept);
   if (refusal) return forward(refusal);
   const plan = planWatch(info.query, { namespace: info.namespace, namedPath: info.parts.length > 1 }, cr.reflector.fieldSet);
   if (typeof plan === 'string') return forward(plan);
   if (!cr.reflector.synced) return forward('not_synced');
+  // Out of touch with the apiservers: no new watch from a store that may be far behind.
+  if (cr.reflector.stale) return forward('stale');
   const p = await probeWatch(req, info, f, ctx, plan.waitFor === 'probe' ? undefined : cr.reflector.resourceVersion);
   if (p.kind === 'fail') return forward(p.reason);
   if (p.kind === 'reply') {
@@ -140,7 +140,7 @@ export async function serveWatchFromCache(req: IncomingMessage, res: ServerRespo
   return { served: true, code: 200, bytes };
 }
 
-async function pumpWatcher(w: Watcher, res: ServerResponse, ctx: ProxyContext): Promise<number> {
+async function pumpWatcher(w: Watcher, res: ClientResponse, ctx: ProxyContext): Promise<number> {
   let bytes = 0;
   // Ending cleanly writes the final chunk now, before a shutdown with no grace cuts the connection.
   const entry = {

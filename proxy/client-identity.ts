@@ -2,7 +2,7 @@
 // --client-ca-file is forwarded under the proxy's own credentials with Impersonate-* headers,
 // because a TLS client certificate cannot be passed on. Everything else passes through as sent.
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from './client-http.js';
 import { TLSSocket } from 'node:tls';
 import { hasImpersonationHeaders } from './headers.js';
 
@@ -40,7 +40,7 @@ function peerIdentity(socket: TLSSocket): CertIdentity | 'invalid' | 'none' {
 }
 
 /** Decides how a request is forwarded. Certificates are only considered when a client CA is configured. */
-export function resolveForwarding(req: IncomingMessage, clientCertsEnabled: boolean): Forwarding {
+export function resolveForwarding(req: ClientRequest, clientCertsEnabled: boolean): Forwarding {
   const socket = req.socket;
   if (!clientCertsEnabled || !(socket instanceof TLSSocket)) return { kind: 'passthrough' };
   const id = peerIdentity(socket);

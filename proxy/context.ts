@@ -23,4 +23,12 @@ export interface ProxyContext {
   readonly compressedLists: CompressedLists;
   /** Admission with multi-level limits and the dynamic Retry-After; undefined: none. */
   readonly flowControl?: FlowControl | undefined;
+  /** Ending forwarded watches after a maximum age, so that clients re-watch where it is best now. */
+  readonly reshuffle?: Reshuffle | undefined;
+}
+
+export interface Reshuffle {
+  /** This watch's age limit in milliseconds (drawn with jitter; 0: none). */
+  forwardedWatchMaxAgeMs(): number;
+  recycled(reason: 'forwarded_watch_max_age'): void;
 }

@@ -2,7 +2,7 @@
 // 429 a refusal is answered with (the apiserver's Status, `reason: TooManyRequests`, with
 // `details.retryAfterSeconds` and a `Retry-After` header chosen by the refusing level).
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from './client-http.js';
 import type { RequestAttributes, Source } from '../flowcontrol/attributes.js';
 import type { Admission, FlowControl } from '../flowcontrol/flow-control.js';
 import type { CachedResource } from '../cache/resource-cache.js';
@@ -15,7 +15,7 @@ const CONNECT_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
 const READ_ONLY_VERBS = new Set(['get', 'list', 'watch']);
 
 /** The client when the proxy does not know its user: a hash of its credential (never the credential itself). */
-function credentialKey(req: IncomingMessage): string {
+function credentialKey(req: ClientRequest): string {
   const auth = req.headers.authorization;
   if (!auth) return 'anonymous';
   return `credential:${createHash('sha256').update(auth).digest('base64url').slice(0, 22)}`;
@@ -30,7 +30,7 @@ function estimateObjects(cr: CachedResource | undefined, info: RequestInfo): num
   return info.verb === 'list' && Number.isInteger(limit) && limit > 0 ? Math.min(limit, n) : n;
 }
 
-export function flowAttributes(req: IncomingMessage, info: RequestInfo, f: Forwarding, longRunning: boolean, source: Source, cr: CachedResource | undefined): RequestAttributes {
+export function flowAttributes(req: ClientRequest, info: RequestInfo, f: Forwarding, longRunning: boolean, source: Source, cr: CachedResource | undefined): RequestAttributes {
   const verb = info.isResourceRequest && CONNECT_SUBRESOURCES.has(info.subresource) ? 'connect' : info.verb;
   const known = f.kind === 'impersonate';
   return {

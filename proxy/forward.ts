@@ -1,6 +1,6 @@
 // Pass-through of one request to an apiserver: query string untouched, bodies streamed both ways,
 // watch chunks written to the client as they arrive, errors answered as Kubernetes Status.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requestHasBody, type ClientRequest, type ClientResponse } from './client-http.js';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { clientResponseHeaders, upstreamRequestHeaders, type RequestHeaderEdits } from './headers.js';
@@ -12,6 +12,7 @@ import { isLongRunning } from './long-running.js';
 import type { RequestInfo } from './request-info.js';
 import { resolveRequestInfo } from './request-info.js';
 import { upstreamErrorReason } from './upstream-errors.js';
+import { UpstreamFailure } from './upstream.js';
 import { cacheCandidate, serveFromCache } from './cache-reads.js';
 import { serveWatchFromCache } from './cache-watch.js';
 import type { Source } from './metrics.js';
@@ -21,9 +22,8 @@ import type { Admission, Ticket } from '../flowcontrol/flow-control.js';
 
 export { forwardedFor, forwardingEdits } from './forwarding-edits.js';
 
-function hasBody(req: IncomingMessage): boolean {
-  const cl = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+function hasBody(req: ClientRequest): boolean {
+  return requestHasBody(req);
 }
 
 /**
@@ -32,7 +32,7 @@ function hasBody(req: IncomingMessage): boolean {
  * connection, which cannot carry another request: answer with `Connection: close` and close it
  * after the response, as Go's server does, instead of leaving a kept-alive connection that hangs.
  */
-function closeIfBodyLeft(req: IncomingMessage, res: ServerResponse): void {
+function closeIfBodyLeft(req: ClientRequest, res: ClientResponse): void {
   if (hasBody(req) && !req.readableEnded) res.shouldKeepAlive = false;
 }
 
@@ -44,7 +44,7 @@ function withoutExpect(edits: RequestHeaderEdits): RequestHeaderEdits {
   return { ...edits, drop: new Set([...(edits.drop ?? []), 'expect']) };
 }
 
-export async function forwardRequest(req: IncomingMessage, res: ServerResponse, ctx: ProxyContext): Promise<void> {
+export async function forwardRequest(req: ClientRequest, res: ClientResponse, ctx: ProxyContext): Promise<void> {
   const started = process.hrtime.bigint();
   const method = req.method ?? 'GET';
   const url = req.url ?? '/';
@@ -138,14 +138,13 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
     }
   }
 
-  const target = ctx.upstreams.pick();
-  const dispatcher = f.kind === 'impersonate' ? target.identity : target.passthrough;
   const abort = new AbortController();
   const onClientGone = () => abort.abort();
   res.on('close', onClientGone);
 
   let upstreamBody: Readable | undefined;
   let ended = false;
+  let ageTimer: NodeJS.Timeout | undefined;
   const entry = {
     longRunning,
     endCleanly() {
@@ -165,26 +164,36 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
   try {
     let up: Dispatcher.ResponseData;
     try {
-      up = await dispatcher.request({
-        origin: target.origin,
-        path: url,
-        method: method as Dispatcher.HttpMethod,
-        headers: upstreamRequestHeaders(req.rawHeaders, withoutExpect(forwardingEdits(req, f, ctx))),
-        body: hasBody(req) ? req : null,
-        signal: abort.signal,
-      });
+      // Reads (and watch establishment) that get no answer go to another apiserver; writes only
+      // when they provably never left (upstream.ts). A body already being read cannot be resent.
+      const withBody = hasBody(req);
+      up = (await ctx.upstreams.request({
+        identity: f.kind === 'impersonate',
+        kind: longRunning ? 'long' : 'short',
+        retry: method === 'GET' || method === 'HEAD' ? 'idempotent' : 'unsent',
+        resendable: () => !withBody || !req.readableDidRead,
+        request: {
+          path: url,
+          method: method as Dispatcher.HttpMethod,
+          headers: upstreamRequestHeaders(req.rawHeaders, withoutExpect(forwardingEdits(req, f, ctx))),
+          body: withBody ? req : null,
+          signal: abort.signal,
+        },
+      })).response;
     } catch (err) {
+      const upstream = err instanceof UpstreamFailure ? err.backend.origin.host : undefined;
+      if (err instanceof UpstreamFailure) err = err.cause;
       if (res.destroyed || ended) {
         finish(499);
         return;
       }
       const reason = upstreamErrorReason(err);
       ctx.metrics.upstreamError(reason);
-      ctx.log.warn({ method, path: info.path, upstream: target.origin.host, reason, err: String(err) }, 'upstream request failed');
+      ctx.log.warn({ method, path: info.path, upstream, reason, err: String(err) }, 'upstream request failed');
       const requestBodyBroken = reason === 'client_body';
       closeIfBodyLeft(req, res);
       if (requestBodyBroken) sendStatus(res, 400, 'BadRequest', 'the request body could not be read');
-      else sendStatus(res, 503, 'ServiceUnavailable', `kube-cache-proxy: apiserver ${target.origin.host} unavailable: ${reason}`, { retryAfterSeconds: 1 });
+      else sendStatus(res, 503, 'ServiceUnavailable', `kube-cache-proxy: apiserver ${upstream ?? ''} unavailable: ${reason}`, { retryAfterSeconds: 1 });
       finish(requestBodyBroken ? 400 : 503);
       return;
     }
@@ -197,9 +206,21 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
     closeIfBodyLeft(req, res);
     res.writeHead(up.statusCode, clientResponseHeaders(up.headers));
     if (longRunning) res.flushHeaders();
+    // A forwarded watch ends cleanly after its maximum age: the client re-watches from its last
+    // resourceVersion and lands on the apiserver that is best now (watches the cache serves need
+    // no such age: they are not tied to an apiserver).
+    const maxAge = info.verb === 'watch' && up.statusCode === 200 ? ctx.reshuffle?.forwardedWatchMaxAgeMs() ?? 0 : 0;
+    if (maxAge > 0) {
+      ageTimer = setTimeout(() => {
+        ctx.reshuffle?.recycled('forwarded_watch_max_age');
+        entry.endCleanly();
+      }, maxAge);
+      ageTimer.unref();
+    }
     await pump(up.body, res, (n) => { bytes += n; }, () => ended);
     finish(up.statusCode);
   } finally {
+    clearTimeout(ageTimer);
     ticket?.release();
     res.off('close', onClientGone);
     ctx.inflight.delete(entry);
@@ -208,7 +229,7 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
 }
 
 /** Copies the upstream body to the client with backpressure; resolves when either side is done. */
-function pump(body: Readable, res: ServerResponse, count: (n: number) => void, endedCleanly: () => boolean): Promise<void> {
+function pump(body: Readable, res: ClientResponse, count: (n: number) => void, endedCleanly: () => boolean): Promise<void> {
   return new Promise((resolve) => {
     let done = false;
     const finish = () => {

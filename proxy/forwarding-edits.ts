@@ -1,10 +1,10 @@
 // How a forwarded request's headers change with the client's identity: X-Forwarded-For appended,
 // and for certificate clients the proxy's credentials plus Impersonate-* instead of the client's.
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from './client-http.js';
 import { impersonationHeaders, type Forwarding } from './client-identity.js';
 import type { ProxyContext } from './context.js';
 
-export function forwardedFor(req: IncomingMessage): readonly [string, string] {
+export function forwardedFor(req: ClientRequest): readonly [string, string] {
   const prior = req.headers['x-forwarded-for'];
   const addr = req.socket.remoteAddress ?? '';
   return ['X-Forwarded-For', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${addr}` : addr];
@@ -17,7 +17,7 @@ function sameGroups(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /** Header edits for a request forwarded as `f`: impersonation replaces the client's credentials. */
-export function forwardingEdits(req: IncomingMessage, f: Forwarding, ctx: ProxyContext): { drop?: ReadonlySet<string>; add: Array<readonly [string, string]> } {
+export function forwardingEdits(req: ClientRequest, f: Forwarding, ctx: ProxyContext): { drop?: ReadonlySet<string>; add: Array<readonly [string, string]> } {
   const add: Array<readonly [string, string]> = [forwardedFor(req)];
   if (f.kind !== 'impersonate') return { drop: new Set(['x-forwarded-for']), add };
   // The proxy's own (only) credential is a certificate for this very user and groups: forwarding on

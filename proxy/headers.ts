@@ -1,5 +1,8 @@
 // Header rewriting between client and apiserver: hop-by-hop headers stripped (RFC 9110 §7.6.1),
-// duplicates kept (Impersonate-Group, Warning), Host left to the upstream connection.
+// duplicates kept (Impersonate-Group, Warning), Host left to the upstream connection. The client
+// may speak HTTP/2, the apiserver is spoken to in HTTP/1.1: HTTP/2's pseudo-headers are not passed
+// on, and the connection-specific headers stripped from responses are those HTTP/2 forbids
+// (RFC 9113 §8.2.2), which Node refuses to send.
 
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
@@ -38,7 +41,8 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], edits: Req
     const value = rawHeaders[i + 1] ?? '';
     const lower = name.toLowerCase();
     if (lower === 'upgrade') upgrade = value;
-    if (HOP_BY_HOP.has(lower) || (listed.has(lower) && lower !== 'upgrade') || edits.drop?.has(lower)) continue;
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not headers.
+    if (lower.startsWith(':') || HOP_BY_HOP.has(lower) || (listed.has(lower) && lower !== 'upgrade') || edits.drop?.has(lower)) continue;
     out.push(name, value);
   }
   if (edits.keepUpgrade && upgrade !== undefined) out.push('Connection', 'Upgrade', 'Upgrade', upgrade);

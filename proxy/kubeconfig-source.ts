@@ -4,7 +4,11 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { RequestOptions } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
-import { UpstreamSet, UpstreamTarget, type ProxyCredentials } from './upstream.js';
+import type { Logger } from 'pino';
+import { BackendSet, type BackendUrl, type ProxyCredentials } from './upstream.js';
+import { parseBackendUrl } from './backend.js';
+import type { BackendMetrics } from './backend-metrics.js';
+import { jitteredMs, type BackendOptions } from './options.js';
 import { ConfigError } from './errors.js';
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -109,35 +113,51 @@ function pem(v: unknown): Pem {
 }
 
 export interface Upstreams {
-  readonly set: UpstreamSet;
+  readonly set: BackendSet;
   stop(): Promise<void>;
 }
 
-/** Builds the upstream set: the given URLs, or the kubeconfig's server, with its TLS and credentials. */
-export async function buildUpstreams(kc: KubeConfig, urls: readonly string[], onRefreshError: (err: unknown) => void): Promise<Upstreams> {
+/** The --upstream URLs (or the kubeconfig's server) as backends; a bad one is a ConfigError. */
+export function backendUrls(kc: KubeConfig, urls: readonly string[]): BackendUrl[] {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new ConfigError('--kubeconfig: the current context has no cluster');
+  return (urls.length > 0 ? urls : [cluster.server]).map((s) => {
+    const u = parseBackendUrl(s);
+    if (typeof u === 'string') throw new ConfigError(`--upstream: ${u}`);
+    return u;
+  });
+}
+
+/** Builds the backend set: the given URLs, or the kubeconfig's server, with its TLS and credentials. */
+export async function buildUpstreams(kc: KubeConfig, urls: readonly string[], o: {
+  readonly backends: BackendOptions;
+  readonly log: Logger;
+  readonly metrics: BackendMetrics;
+  readonly onRefreshError: (err: unknown) => void;
+}): Promise<Upstreams> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new ConfigError('--kubeconfig: the current context has no cluster');
   const { options, authorization } = await applied(kc);
-  const servers = urls.length > 0 ? urls : [cluster.server];
-  const targets = servers.map((s) => {
-    let url: URL;
-    try {
-      url = new URL(s);
-    } catch {
-      throw new ConfigError(`--upstream: not a URL: ${s}`);
-    }
-    if (url.protocol !== 'https:') throw new ConfigError(`--upstream: only https:// apiservers are supported: ${s}`);
-    return new UpstreamTarget(url, {
+  const backends = backendUrls(kc, urls);
+  const creds = new KubeConfigCredentials(kc, authorization, certIdentity(pem(options.cert)));
+  creds.startRefresh(60_000, o.onRefreshError);
+  const set = new BackendSet(backends, {
+    balance: o.backends.balance,
+    healthIntervalMs: o.backends.healthIntervalSeconds * 1000,
+    // The jitter is drawn per connection (backend.ts); this is the base age.
+    connectionAge: { maxAgeMs: jitteredMs(o.backends.connectionMaxAgeSeconds, 0), jitter: o.backends.maxAgeJitter },
+    tls: {
       ca: pem(options.ca),
       cert: pem(options.cert),
       key: pem(options.key),
       servername: cluster.tlsServerName,
       rejectUnauthorized: !cluster.skipTLSVerify,
-    });
+    },
+    credentials: creds,
+    log: o.log,
+    metrics: o.metrics,
   });
-  const creds = new KubeConfigCredentials(kc, authorization, certIdentity(pem(options.cert)));
-  creds.startRefresh(60_000, onRefreshError);
-  const set = new UpstreamSet(targets, creds);
+  set.start();
   return {
     set,
     async stop() {

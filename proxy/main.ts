@@ -8,13 +8,16 @@ import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError } from './errors.js';
 import { buildUpstreams, loadKubeConfig } from './kubeconfig-source.js';
-import type { ProxyOptions } from './options.js';
+import { jitteredMs, type ProxyOptions } from './options.js';
+import { createBackendMetrics } from './backend-metrics.js';
+import { startUpstreamDiscovery } from './upstream-discovery.js';
 import { startProxyServer, type ProxyServer } from './server.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
 import { generateSelfSignedCert } from './self-signed-cert.js';
 import { writeProxyKubeconfig } from './write-kubeconfig.js';
 import type { ReadinessCheck } from './health-server.js';
 import { cacheUpstream } from './cache-upstream.js';
+import type { BackendSet } from './upstream.js';
 import { ResourceCache } from '../cache/resource-cache.js';
 import { createCacheMetrics } from '../cache/metrics.js';
 import { FlowControl } from '../flowcontrol/flow-control.js';
@@ -30,6 +33,8 @@ export interface RunningProxy {
   readonly caPem: string;
   readonly cache: ResourceCache | undefined;
   readonly flowControl: FlowControl;
+  /** The apiservers behind the proxy. */
+  readonly backends: BackendSet;
   /** Re-reads the flow-control file (SIGHUP); returns the error when the new configuration is refused. */
   reloadFlowControl(): string | undefined;
   shutdown(): Promise<void>;
@@ -109,10 +114,16 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
   }
   const clientCa = o.clientCaFile ? readFile('--client-ca-file', o.clientCaFile) : undefined;
   if (o.clientCaFile && clientCa) checkCaBundle('--client-ca-file', o.clientCaFile, clientCa);
-  const upstreams = await buildUpstreams(kc, o.upstreams, (err) => log.warn({ err: String(err) }, 'refreshing the proxy credentials failed'));
-
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  let healthyHosts: () => readonly string[] = () => [];
+  const backendMetrics = createBackendMetrics(registry, () => healthyHosts());
+  const upstreams = await buildUpstreams(kc, o.upstreams, {
+    backends: o.backends, log, metrics: backendMetrics,
+    onRefreshError: (err) => log.warn({ err: String(err) }, 'refreshing the proxy credentials failed'),
+  });
+  const set = upstreams.set;
+  healthyHosts = () => set.backends.filter((b) => b.health.healthy).map((b) => b.origin.host);
   // Undone in reverse order when a later step fails, and on shutdown.
   const stops: Array<() => Promise<void>> = [() => upstreams.stop()];
   const undo = async () => {
@@ -134,6 +145,17 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
     const c = cache;
     stops.push(() => c.stop());
   }
+  if (o.backends.discovery) {
+    const d = startUpstreamDiscovery({
+      upstream: cacheUpstream(set),
+      log,
+      onChange: (urls) => {
+        log.info({ upstreams: urls.map((u) => u.host) }, 'apiservers discovered');
+        set.update(urls.map((origin) => ({ origin, weight: 1 })));
+      },
+    });
+    stops.push(() => d.stop());
+  }
   let flowControl: FlowControl | undefined;
   const flowControlMetrics = createFlowControlMetrics(registry, () => flowControl?.stats() ?? []);
   flowControl = new FlowControl(o.flowControl, processClock, flowControlMetrics);
@@ -144,15 +166,20 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
     reloader = r;
     stops.push(async () => r.stop());
   }
-  const server = await step('--listen', () => startProxyServer({ host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa }, upstreams: upstreams.set, log, registry, cache, flowControl: fc }));
+  const server = await step('--listen', () => startProxyServer({
+    host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa }, upstreams: set, log, registry, cache, flowControl: fc,
+    clientConnections: { maxAgeSeconds: o.backends.clientConnectionMaxAgeSeconds, jitter: o.backends.maxAgeJitter },
+    reshuffle: {
+      forwardedWatchMaxAgeMs: () => jitteredMs(o.backends.forwardedWatchMaxAgeSeconds, o.backends.maxAgeJitter),
+      recycled: (reason) => backendMetrics.recycled(reason),
+    },
+  }));
   stops.push(() => server.shutdown(o.shutdownGracePeriodSeconds * 1000));
-  const readiness: ReadinessCheck[] = [() => (server.draining ? 'shutting down' : undefined)];
+  const readiness: ReadinessCheck[] = [() => [{ name: 'shutdown', failed: server.draining ? 'shutting down' : undefined }]];
   if (cache) {
     const c = cache;
-    readiness.push(() => {
-      const pending = c.notSynced();
-      return pending.length > 0 ? `cache not synced: ${pending.join(', ')}` : undefined;
-    });
+    // One line per cached resource: not synced or stale fails readiness, not cached is only noted.
+    readiness.push(() => c.readiness().map((r) => ({ name: `cache:${r.name}`, failed: r.failed, note: r.note })));
   }
   const health = await step('--metrics-listen', () => startHealthServer({ host: o.metricsListen.host, port: o.metricsListen.port, registry, readiness }));
   stops.push(() => health.close());
@@ -160,10 +187,10 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
   const caPem = Buffer.from(cert).toString('utf8');
   const kubeconfigOut = o.writeKubeconfig;
   if (kubeconfigOut) await step('--write-kubeconfig', () => writeProxyKubeconfig(kubeconfigOut, kc, url, caPem));
-  log.info({ url, metricsPort: health.port, upstreams: upstreams.set.targets.map((t) => t.origin.origin) }, 'kube-cache-proxy serving');
+  log.info({ url, metricsPort: health.port, upstreams: set.backends.map((b) => b.origin.host) }, 'kube-cache-proxy serving');
   let stopping: Promise<void> | undefined;
   return {
-    server, health, url, caPem, cache, flowControl: fc,
+    server, health, url, caPem, cache, flowControl: fc, backends: set,
     reloadFlowControl: () => reloader?.reload(),
     shutdown() {
       // Drain first, while /readyz still answers (503, "shutting down"); then everything else.

@@ -1,9 +1,11 @@
-// The proxy's main port: fastify on TLS, every request forwarded to an apiserver (the cache joins
-// here in its own issue), upgrades spliced, errors answered as Kubernetes Status.
-import fastify, { type FastifyInstance } from 'fastify';
+// The proxy's main port: fastify on TLS, HTTP/2 and HTTP/1.1 (ALPN), every request forwarded to an
+// apiserver or answered from the cache, upgrades spliced (HTTP/1.1 only, as kube-apiserver: SPDY
+// needs it), errors answered as Kubernetes Status.
+import fastify from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2SecureServer, Http2ServerResponse } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -12,8 +14,12 @@ import { handleUpgrade } from './upgrade.js';
 import { InflightTracker } from './inflight.js';
 import { createProxyMetrics } from './metrics.js';
 import { sendStatus, statusBody } from './status.js';
+import { Http2ClientRequest, Http2ClientResponse, isHttp2, type ClientRequest, type ClientResponse } from './client-http.js';
+import { ClientConnections, WATCH_GRACE_MS, type ClientConnection } from './client-connections.js';
+import { jitteredMs } from './options.js';
+import { resolveRequestInfo } from './request-info.js';
 import type { UpstreamSet } from './upstream.js';
-import type { ProxyContext } from './context.js';
+import type { ProxyContext, Reshuffle } from './context.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
 import { AuthorizationCache } from './authorization-cache.js';
 import { CompressedLists } from './compressed-lists.js';
@@ -28,6 +34,9 @@ export interface ProxyServerOptions {
   readonly registry: Registry;
   readonly cache?: ResourceCache | undefined;
   readonly flowControl?: FlowControl | undefined;
+  /** Client connections' maximum age in seconds (0: never), stretched by up to jitter × itself. */
+  readonly clientConnections?: { readonly maxAgeSeconds: number; readonly jitter: number; readonly watchGraceMs?: number } | undefined;
+  readonly reshuffle?: Reshuffle | undefined;
 }
 
 export interface ProxyServer {
@@ -77,8 +86,10 @@ function clientErrorReply(code: string): { code: number; message: string } {
  * Requests Node's parser lets through but kube-apiserver (Go net/http) refuses before routing: HTTP
  * versions other than 1.0/1.1 (HTTP/0.9 request lines without a version, "HTTP/2.0" in HTTP/1 framing),
  * HTTP/1.1 without Host, several Host headers. Answered here rather than forwarded as if well-formed.
+ * HTTP/2 (negotiated by ALPN) has its framing checked by Node's HTTP/2 layer, and :authority for Host.
  */
-function malformed(req: IncomingMessage): { code: number; message: string } | undefined {
+function malformed(req: ClientRequest): { code: number; message: string } | undefined {
+  if (isHttp2(req)) return undefined;
   if (req.httpVersionMajor !== 1) {
     return req.httpVersionMajor === 0
       ? { code: 400, message: 'malformed HTTP request: missing HTTP version' }
@@ -130,6 +141,24 @@ function listenBacklog(): number {
   }
 }
 
+/**
+ * The request and response fastify hands over: node:http's for HTTP/1.1, the subclasses the server
+ * was given for HTTP/2 (fastify types them as its server type's alone).
+ */
+function exchange(req: unknown, res: unknown): { req: ClientRequest; res: ClientResponse } {
+  if ((req instanceof IncomingMessage || req instanceof Http2ClientRequest) && (res instanceof ServerResponse || res instanceof Http2ClientResponse)) return { req, res };
+  throw new TypeError('unexpected request or response class');
+}
+
+/** A watch (the connection's age ends those cleanly); the URL is parsed only when it may be one. */
+function isWatch(req: ClientRequest): boolean {
+  const url = req.url ?? '';
+  return url.includes('watch') && resolveRequestInfo(req.method ?? 'GET', url).verb === 'watch';
+}
+
+/** As many streams as kube-apiserver allows (--http2-max-streams-per-connection's usual 1000): a controller's watches all share one connection. */
+const MAX_CONCURRENT_STREAMS = 1000;
+
 export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServer> {
   const ctx: ProxyContext = {
     upstreams: o.upstreams,
@@ -141,10 +170,26 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     compressedLists: new CompressedLists({ maxBytes: 256 * 1024 * 1024, ttlSeconds: 60 }),
     authorization: new AuthorizationCache({ ttlSeconds: o.cache?.config.authorizationTtlSeconds ?? 0, max: 100_000 }),
     flowControl: o.flowControl,
+    reshuffle: o.reshuffle,
   };
   const answered = new WeakSet<Duplex>();
+  const age = o.clientConnections;
+  const connections = new ClientConnections({
+    maxAgeMs: () => (age ? jitteredMs(age.maxAgeSeconds, age.jitter) : 0),
+    watchGraceMs: age?.watchGraceMs ?? WATCH_GRACE_MS,
+    registry: o.registry,
+    log: o.log,
+  });
+  /** Per connection, the context whose in-flight tracker tells the connection of its watches. */
+  const connectionContexts = new WeakMap<ClientConnection, ProxyContext>();
+  const contextFor = (conn: ClientConnection): ProxyContext => {
+    let c = connectionContexts.get(conn);
+    if (!c) connectionContexts.set(conn, c = { ...ctx, inflight: ctx.inflight.scoped(conn) });
+    return c;
+  };
   /** Every HTTP request: refused here when malformed or while shutting down, else forwarded. */
-  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const serve = async (req: ClientRequest, res: ClientResponse): Promise<void> => {
+    const conn = connections.forRequest(req, res);
     const bad = malformed(req);
     if (bad) {
       res.shouldKeepAlive = false;
@@ -157,18 +202,31 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
       return;
     }
     try {
-      await forwardRequest(req, res, ctx);
+      await forwardRequest(req, res, conn && isWatch(req) ? contextFor(conn) : ctx);
     } catch (err) {
       o.log.error({ err: String(err) }, 'forwarding failed');
       sendStatus(res, 500, 'InternalError', 'kube-cache-proxy: internal error');
     }
   };
-  const app: FastifyInstance = fastify({
+  // HTTP/1.1 without Host is refused by serve(), as a Status (Node's own 400 has no body): Node's
+  // HTTP/1 fallback in an HTTP/2 server does not check Host itself (no requireHostHeader there).
+  const app = fastify<Http2SecureServer>({
+    // HTTP/2 for clients that offer it (client-go, kubectl: all of a client's requests and watches
+    // on one connection), HTTP/1.1 for the others and for upgrades, as kube-apiserver offers both.
+    http2: true,
+    // An idle HTTP/2 connection is closed (GOAWAY) after as long as an idle HTTP/1.1 one.
+    http2SessionTimeout: 65_000,
     https: {
+      allowHTTP1: true,
+      Http2ServerRequest: Http2ClientRequest,
+      // (Typed as its base class: @types/node wants a constructor generic in the request type.)
+      Http2ServerResponse: Http2ClientResponse as typeof Http2ServerResponse,
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+      // nghttp2's budget for a connection's queued frames (default 10 MB): a client's many watches
+      // and lists share one connection now, and past the budget new streams would be refused.
+      maxSessionMemory: 64,
       cert: o.tls.cert,
       key: o.tls.key,
-      // HTTP/1.1 without Host is refused by serve(), as a Status (Node's own 400 has no body).
-      requireHostHeader: false,
       ...(o.tls.clientCa !== undefined ? { ca: o.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
     },
     logger: false,
@@ -180,12 +238,13 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
       // the first, 404 for the second; the proxy subresource passes such paths on).
       if (err.code === 'FST_ERR_BAD_URL') {
         reply.hijack();
-        void serve(request.raw, reply.raw);
+        const x = exchange(request.raw, reply.raw);
+        void serve(x.req, x.res);
         return;
       }
       const code = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 400;
       o.log.debug({ err: err.message, code }, 'request refused by the router');
-      sendStatus(reply.raw, code, reasonFor(code), err.message);
+      sendStatus(exchange(request.raw, reply.raw).res, code, reasonFor(code), err.message);
     },
     // Requests Node's HTTP parser rejects (garbage, smuggling attempts, oversized headers, header
     // timeouts): a Status body and a closed connection. Nothing is written when a response on the
@@ -203,14 +262,15 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
       o.log.debug({ err: err.message, code: reply.code }, 'malformed request');
       answerAndClose(socket, rawStatus(reply.code, reply.message));
     },
-  }) as unknown as FastifyInstance;
+  });
 
   // Requests are taken over in the first hook, before fastify looks at a body: it would refuse
   // Content-Types it cannot parse (415 for an empty one, which the apiserver takes as JSON) and
   // QUERY without one. Bodies are streamed to the apiserver untouched, without a size limit here.
   app.addHook('onRequest', async (request, reply) => {
     reply.hijack();
-    await serve(request.raw, reply.raw);
+    const x = exchange(request.raw, reply.raw);
+    await serve(x.req, x.res);
   });
   // Not reached (the hook answers everything); kept so that nothing falls back to fastify's defaults.
   app.removeAllContentTypeParsers();
@@ -220,14 +280,18 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     o.log.warn({ err: err.message, code }, 'request error');
     reply.code(code).type('application/json').send(statusReply(code, err.message));
   });
-  const handler = async (request: { raw: IncomingMessage }, reply: { hijack(): void; raw: ServerResponse }) => {
+  const handler = async (request: { raw: unknown }, reply: { hijack(): void; raw: unknown }) => {
     reply.hijack();
-    await serve(request.raw, reply.raw);
+    const x = exchange(request.raw, reply.raw);
+    await serve(x.req, x.res);
   };
   app.all('*', handler);
   app.setNotFoundHandler(handler);
 
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  const server = app.server as unknown as Http2SecureServer & { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number };
+  connections.attach(server);
+  // Upgrades come on HTTP/1.1 connections only (Node's HTTP/1 fallback emits them on this server).
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const bad = malformed(req);
     if (bad) {
       answerAndClose(socket, rawStatus(bad.code, bad.message));
@@ -241,20 +305,28 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     }
   });
   // HTTP CONNECT (tunnelling) is not something kube-apiserver offers; without a listener Node would
-  // drop the connection without a word. Never spliced: the tunnel could outlive the answer.
-  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+  // drop the connection without a word. Never spliced: the tunnel could outlive the answer. Over
+  // HTTP/2 the event brings the stream's request and response instead of a socket.
+  server.on('connect', (req: IncomingMessage | Http2ClientRequest, socket: Duplex | Http2ClientResponse) => {
+    if (socket instanceof Http2ClientResponse) {
+      sendStatus(socket, 405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+      return;
+    }
     const url = req.url ?? '';
     answerAndClose(socket, url.startsWith('/')
       ? rawStatus(405, 'the server does not allow this method on the requested resource')
       : rawStatus(400, 'the request target must be an absolute path'));
   });
   // "Expect:" other than 100-continue: 417, as a Status (Node's own 417 has no body).
-  app.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
-    res.shouldKeepAlive = false;
-    sendStatus(res, 417, 'BadRequest', 'unsupported Expect header');
+  server.on('checkExpectation', (req: unknown, res: unknown) => {
+    const x = exchange(req, res);
+    x.res.shouldKeepAlive = false;
+    sendStatus(x.res, 417, 'BadRequest', 'unsupported Expect header');
   });
-  app.server.headersTimeout = 60_000;
-  app.server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.requestTimeout = 0;
+  // Node's HTTP/1.1 fallback reads it from this server; fastify sets it on HTTP/1 servers only.
+  server.keepAliveTimeout = 65_000;
 
   await app.listen({ host: o.host, port: o.port, backlog: listenBacklog() });
   const addr = app.server.address() as AddressInfo;
@@ -269,8 +341,9 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     shutdown(graceMs: number) {
       closing ??= (async () => {
         const closed = app.close();
+        connections.goAwayAll();
         await ctx.inflight.drain(graceMs);
-        app.server.closeAllConnections();
+        connections.destroyAll();
         await closed;
       })();
       return closing;

@@ -1,6 +1,7 @@
 // Kubernetes Status bodies for the errors the proxy itself answers, in kube-apiserver's key order
 // (kind, apiVersion, metadata, status, message, reason, details, code).
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { ClientResponse } from './client-http.js';
 
 export interface StatusDetails {
   readonly name?: string;
@@ -24,7 +25,7 @@ export function statusBody(code: number, reason: string, message: string, detail
 }
 
 /** Writes a Status response (unless headers already went out, in which case the response is cut). */
-export function sendStatus(res: ServerResponse, code: number, reason: string, message: string, details?: StatusDetails): void {
+export function sendStatus(res: ClientResponse, code: number, reason: string, message: string, details?: StatusDetails): void {
   if (res.headersSent) {
     res.destroy();
     return;

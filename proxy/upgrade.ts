@@ -93,7 +93,8 @@ async function splice(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: P
     return;
   }
 
-  const target = ctx.upstreams.pick();
+  const target = ctx.upstreams.pick('long');
+  if (!target) return refuse(503, 'ServiceUnavailable', 'kube-cache-proxy: no apiserver available', 1);
   const edits = forwardingEdits(req, f, ctx);
   const headers = upstreamRequestHeaders(req.rawHeaders, { ...edits, keepUpgrade: true });
   // The bytes after the head go upstream as the client framed them (Node leaves a chunked body
@@ -110,6 +111,7 @@ async function splice(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: P
   headText += '\r\n';
 
   const upstream: TLSSocket = connect(target.connectOptions(f.kind === 'impersonate'));
+  upstream.once('close', ctx.upstreams.hold(target, 'long'));
   const connectTimer = setTimeout(() => {
     upstream.destroy(Object.assign(new Error(`connecting to ${target.origin.host} timed out`), { code: 'ETIMEDOUT' }));
   }, CONNECT_TIMEOUT_MS);
