@@ -20,7 +20,7 @@ export async function fetchBookmarkSample(upstream: CacheUpstream, path: string,
   try {
     const q = `watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&resourceVersion=${rv}` +
       `&labelSelector=${encodeURIComponent('kube-cache-proxy.invalid/none=none')}&timeoutSeconds=10`;
-    const res = await upstream.get(`${path}?${q}`, abort.signal);
+    const res = await upstream.get(`${path}?${q}`, abort.signal, { longRunning: true });
     if (res.statusCode !== 200) return;
     const lines = new LineSplitter();
     for await (const chunk of res.body) {

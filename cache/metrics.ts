@@ -7,10 +7,14 @@ export interface ReflectorMetrics {
   relist(resource: string, reason: string): void;
   watchRestart(resource: string, reason: string): void;
   bookmark(resource: string): void;
+  /** The resource is out of touch with the apiservers (watch-health.ts), or has caught up again. */
+  stale(resource: string, stale: boolean): void;
 }
 
 export interface CacheMetrics extends ReflectorMetrics {
   synced(resource: string, synced: boolean): void;
+  /** The resource is configured but cannot be cached (its reads are forwarded), or can again. */
+  notCached(resource: string, notCached: boolean): void;
   /** A read the cache did not serve, and why. */
   fallback(resource: string, verb: string, reason: string): void;
   /** A read the cache served, and which index chose its candidates. */
@@ -31,8 +35,10 @@ export function createCacheMetrics(registry: Registry): CacheMetrics & WatchMetr
   const bytes = new Gauge({ name: 'kube_cache_proxy_cache_bytes', help: 'JSON bytes of the cached objects, per resource.', labelNames: ['resource'] as const, registers });
   const rv = new Gauge({ name: 'kube_cache_proxy_cache_resource_version', help: 'The resourceVersion the cache has reached, per resource.', labelNames: ['resource'] as const, registers });
   const synced = new Gauge({ name: 'kube_cache_proxy_cache_synced', help: '1 when the resource\'s cache is synced and serving, else 0.', labelNames: ['resource'] as const, registers });
+  const stale = new Gauge({ name: 'kube_cache_proxy_cache_stale', help: '1 while the resource\'s cache is out of touch with the apiservers and does not serve reads of any state or new watches, else 0.', labelNames: ['resource'] as const, registers });
+  const notCached = new Gauge({ name: 'kube_cache_proxy_cache_not_cached', help: '1 when a configured resource cannot be cached (not served by the apiservers, discovery failed): its reads are forwarded.', labelNames: ['resource'] as const, registers });
   const relists = new Counter({ name: 'kube_cache_proxy_cache_relists_total', help: 'Full LISTs into a new store, by reason (initial, expired, parse_error).', labelNames: ['resource', 'reason'] as const, registers });
-  const restarts = new Counter({ name: 'kube_cache_proxy_cache_watch_restarts_total', help: 'Upstream watches that ended in an error, by reason (expired, connection, status_<code>, parse).', labelNames: ['resource', 'reason'] as const, registers });
+  const restarts = new Counter({ name: 'kube_cache_proxy_cache_watch_restarts_total', help: 'Upstream watches that ended in an error and were resumed or relisted, by reason (expired, connection, stalled, closed, status_<code>, parse).', labelNames: ['resource', 'reason'] as const, registers });
   const bookmarks = new Counter({ name: 'kube_cache_proxy_cache_bookmarks_total', help: 'Bookmarks received on the cache\'s upstream watches.', labelNames: ['resource'] as const, registers });
   const fallbacks = new Counter({ name: 'kube_cache_proxy_cache_fallbacks_total', help: 'Reads of cached resources forwarded to the apiserver, by reason.', labelNames: ['resource', 'verb', 'reason'] as const, registers });
   const served = new Counter({ name: 'kube_cache_proxy_cache_served_total', help: 'Reads answered from the cache, by the index that chose the candidates.', labelNames: ['resource', 'verb', 'index'] as const, registers });
@@ -75,6 +81,12 @@ export function createCacheMetrics(registry: Registry): CacheMetrics & WatchMetr
     },
     synced(resource, s) {
       synced.set({ resource }, s ? 1 : 0);
+    },
+    stale(resource, s) {
+      stale.set({ resource }, s ? 1 : 0);
+    },
+    notCached(resource, n) {
+      notCached.set({ resource }, n ? 1 : 0);
     },
     fallback(resource, verb, reason) {
       fallbacks.inc({ resource, verb, reason });

@@ -15,6 +15,10 @@ import { sleep } from './backoff.js';
 
 /** Progress watches open at once, at the most. */
 const MAX_IN_FLIGHT = 6;
+/** The server ends a progress watch after 3 s; one not over well after that went into a dead connection. */
+const PROGRESS_WATCH_DEADLINE_MS = 8_000;
+/** The apiserver answers a watch at once (from its watch cache); one not answered by then went into a dead connection. */
+const PROGRESS_WATCH_ANSWER_MS = 4_000;
 
 interface Progress {
   /** The RV the main watch must reach (the progress watch's last event, or its start). */
@@ -73,22 +77,40 @@ export async function runProgressWatches(o: {
   await Promise.all(inFlight);
 }
 
-/**
- * One progress watch of `path` from `start`. At its first bookmark, `onBookmark` is called (at
- * once, before anything else runs) with the last resourceVersion of the events it delivered before
- * (`start` if none) and the bookmark's; then the watch is closed.
- */
-export async function progressWatch(upstream: CacheUpstream, path: string, start: bigint, stopSignal: AbortSignal, onBookmark: (last: bigint, rv: bigint) => void): Promise<void> {
+export interface ProgressWatchListener {
+  /** The apiserver answered 200: it is reachable. */
+  onOpen(): void;
+  /**
+   * At its first bookmark (at once, before anything else runs): the last resourceVersion of the
+   * events it delivered before (`start` if none) and the bookmark's.
+   */
+  onBookmark(last: bigint, rv: bigint): void;
+  /**
+   * It ended at its timeoutSeconds without a bookmark: the apiserver sends none while the
+   * resource's watch cache has not moved, a quiet resource. `last` as for onBookmark: the events it
+   * delivered are all the apiserver had after `start`.
+   */
+  onQuietEnd(last: bigint): void;
+}
+
+/** One progress watch of `path` from `start`; closed after its first bookmark. */
+export async function progressWatch(upstream: CacheUpstream, path: string, start: bigint, stopSignal: AbortSignal, l: ProgressWatchListener): Promise<void> {
   const abort = new AbortController();
   const onStop = () => abort.abort();
   stopSignal.addEventListener('abort', onStop, { once: true });
+  // Without these, progress watches stuck in dead connections would fill MAX_IN_FLIGHT for long,
+  // and with them would go the evidence that the main watch has stalled.
+  const deadline = setTimeout(() => abort.abort(), PROGRESS_WATCH_DEADLINE_MS);
+  const answerDeadline = setTimeout(() => abort.abort(), PROGRESS_WATCH_ANSWER_MS);
   try {
     const q = `watch=1&allowWatchBookmarks=true&resourceVersion=${start}&timeoutSeconds=3`;
-    const res = await upstream.get(`${path}?${q}`, abort.signal);
+    const res = await upstream.get(`${path}?${q}`, abort.signal, { longRunning: true });
+    clearTimeout(answerDeadline);
     if (res.statusCode !== 200) {
       res.body.destroy();
       return;
     }
+    l.onOpen();
     let last = start;
     const lines = new LineSplitter();
     for await (const chunk of res.body) {
@@ -99,13 +121,16 @@ export async function progressWatch(upstream: CacheUpstream, path: string, start
           if (e.rv > last) last = e.rv;
           continue;
         }
-        onBookmark(last, e.rv);
+        l.onBookmark(last, e.rv);
         return;
       }
     }
+    l.onQuietEnd(last);
   } catch (err) {
     if (!abort.signal.aborted) throw err;
   } finally {
+    clearTimeout(deadline);
+    clearTimeout(answerDeadline);
     stopSignal.removeEventListener('abort', onStop);
     abort.abort();
   }

@@ -1,24 +1,30 @@
 // A Reflector keeps one resource's Store current: a paginated LIST, then WATCH with bookmarks.
-// 410/Expired → relist into a new Store swapped in whole, its differences sent on as events
-// (relist-diff.ts); other errors → capped exponential backoff with jitter (backoff.ts). The
-// resourceVersion only ever means "every event up to here is applied".
+// A watch that breaks is resumed from the same resourceVersion on another apiserver; 410/Expired
+// from every apiserver → relist into a new Store swapped in whole, its differences sent on as events
+// (relist-diff.ts); resume-policy.ts decides which and when. The resourceVersion only ever means
+// "every event up to here is applied".
 //
 // Freshness: besides the main watch, which applies events, short progress watches let a quiet
-// resource's RV keep up with the apiserver's (progress-watch.ts explains how).
+// resource's RV keep up with the apiserver's (progress-watch.ts explains how). They also tell when
+// the main watch has stalled, and whether the resource is in touch with the apiservers at all
+// (watch-health.ts): a stalled watch is cut and resumed elsewhere, a stale store stops answering
+// reads that take any state.
 import type { Logger } from 'pino';
 import type { Store } from './store.js';
 import { storedObject, ObjectParseError, type StoredObject } from './stored-object.js';
 import { watchEventObject } from './json-scan.js';
 import { parseResourceVersion } from './resource-version.js';
-import { readBody, UpstreamStatusError, type CacheUpstream } from './upstream.js';
+import { UpstreamStatusError, type CacheUpstream } from './upstream.js';
 import { collectionPath, resourceName, type ResourceType } from './resource-type.js';
 import { fieldSetFor, type FieldSet } from '../indexes/selectable-fields.js';
-import { LineSplitter } from './line-splitter.js';
 import type { ReflectorMetrics } from './metrics.js';
 import type { RelistGap, StoreEvent } from './store-event.js';
 import { relistDiff } from './relist-diff.js';
 import { watchEventType } from './watch-event-line.js';
-import { backoffDelayMs, sleep, watchWasHealthy } from './backoff.js';
+import { sleep, watchWasHealthy } from './backoff.js';
+import { ResumePolicy, type ResumeAction } from './resume-policy.js';
+import { runMainWatch, WatchStalledError } from './main-watch.js';
+import { WatchHealth, watchHealthOptions, type StallReason } from './watch-health.js';
 import { ResourceVersionWaiters } from './rv-waiters.js';
 import { listPages } from './paged-list.js';
 import { fetchBookmarkSample } from './bookmark-sample.js';
@@ -30,6 +36,8 @@ export interface ReflectorOptions {
   readonly pageSize: number;
   readonly indexedFields: readonly string[];
   readonly bookmarkIntervalSeconds: number;
+  /** Out of touch with the apiservers this long, the store stops answering reads that take any state. */
+  readonly staleAfterMs: number;
   readonly log: Logger;
   readonly metrics: ReflectorMetrics;
 }
@@ -55,8 +63,16 @@ export class Reflector {
   readonly #listeners = new Set<(e: StoreEvent) => void>();
   readonly #bookmarkListeners = new Set<(object: Buffer) => void>();
   readonly #relistListeners = new Set<(gap: RelistGap) => void>();
+  readonly #staleListeners = new Set<(stale: boolean) => void>();
   #bookmarkSampled = false;
   #firstListRV: bigint | undefined;
+  readonly #health: WatchHealth;
+  /** Cuts the open main watch as stalled (undefined while none is open). */
+  #cutWatch: ((reason: StallReason) => void) | undefined;
+  /** The apiserver that answered the current (or last) main watch. */
+  #watchBackend: string | undefined;
+  #stale = false;
+  #ticker: NodeJS.Timeout | undefined;
 
   constructor(type: ResourceType, upstream: CacheUpstream, o: ReflectorOptions) {
     this.type = type;
@@ -64,6 +80,7 @@ export class Reflector {
     this.#upstream = upstream;
     this.#o = o;
     this.#fieldSet = fieldSetFor(type.group, type.resource, type.namespaced);
+    this.#health = new WatchHealth(watchHealthOptions(o.staleAfterMs, o.bookmarkIntervalSeconds * 1000));
   }
 
   get fieldSet(): FieldSet {
@@ -88,14 +105,55 @@ export class Reflector {
     return this.#firstListRV;
   }
 
+  /**
+   * Out of touch with the apiservers for longer than staleAfterMs and not caught up since
+   * (watch-health.ts): the store may miss changes, and must not answer reads that take any state.
+   */
+  get stale(): boolean {
+    this.#checkHealth();
+    return this.#stale;
+  }
+
+  /** How long the resource has been out of touch with the apiservers (0 while in touch). */
+  get outOfTouchMs(): number {
+    return this.#health.outOfTouchMs(Date.now());
+  }
+
+  /** Called when the resource becomes stale, and when it has caught up again. */
+  onStale(listener: (stale: boolean) => void): void {
+    this.#staleListeners.add(listener);
+  }
+
   start(): void {
+    this.#ticker ??= setInterval(() => this.#checkHealth(), 1000);
+    this.#ticker.unref();
     this.#running ??= Promise.all([this.#run(), this.#progressLoop()]).then(() => undefined);
   }
 
   async stop(): Promise<void> {
     this.#stop.abort();
+    clearInterval(this.#ticker);
     this.#waiters.cancelAll();
     await this.#running;
+  }
+
+  /** Cuts a stalled main watch, and notes when the resource goes stale or has caught up. */
+  #checkHealth(): void {
+    const now = Date.now();
+    const stall = this.#health.stall(now);
+    if (stall && this.#cutWatch) {
+      this.#o.log.warn({ resource: this.name, backend: this.#watchBackend, reason: stall, rv: this.#rv.toString() }, 'main watch stalled: resuming elsewhere');
+      this.#cutWatch(stall);
+      this.#cutWatch = undefined;
+    }
+    if (!this.#store) return;
+    const stale = this.#health.stale(now);
+    if (stale === this.#stale) return;
+    this.#stale = stale;
+    this.#o.metrics.stale(this.name, stale);
+    if (stale) this.#o.log.warn({ resource: this.name, outOfTouchMs: this.#health.outOfTouchMs(now), rv: this.#rv.toString() }, 'out of touch with the apiservers: not serving reads of any state from the cache');
+    else this.#o.log.info({ resource: this.name, rv: this.#rv.toString() }, 'caught up with the apiservers: serving from the cache again');
+    for (const l of this.#staleListeners) l(stale);
   }
 
   onEvent(listener: (e: StoreEvent) => void): () => void {
@@ -130,6 +188,7 @@ export class Reflector {
     if (rv <= this.#rv) return;
     rv = this.#progress.settle(rv);
     this.#rv = rv;
+    this.#health.applied(rv);
     this.#o.metrics.resourceVersion(this.name, rv);
     if (!this.#store) return;
     this.#waiters.release(rv);
@@ -137,42 +196,68 @@ export class Reflector {
 
   async #run(): Promise<void> {
     const signal = this.#stop.signal;
-    let needList: string | undefined = 'initial';
-    let failures = 0;
+    const policy = new ResumePolicy();
+    let next: ResumeAction = { kind: 'relist', reason: 'initial', delayMs: 0 };
     while (!signal.aborted) {
-      try {
-        if (needList) {
-          await this.#list(needList, signal);
-          needList = undefined;
+      if (next.delayMs > 0) await sleep(next.delayMs, signal);
+      if (signal.aborted) break;
+      if (next.kind === 'relist') {
+        try {
+          await this.#list(next.reason, signal);
+          policy.listed();
+          next = { kind: 'watch', avoid: new Set(), delayMs: 0 };
           if (!this.#bookmarkSampled) void fetchBookmarkSample(this.#upstream, collectionPath(this.type), this.#rv, signal, this.#o.log, this.name, (o) => this.#sampleBookmark(o));
+        } catch (err) {
+          if (signal.aborted) break;
+          const delayMs = policy.listFailed();
+          this.#o.log.warn({ resource: this.name, err: String(err), retryInMs: Math.round(delayMs) }, 'list failed');
+          next = { ...next, delayMs };
         }
-        await this.#watch(signal);
-        failures = 0;
+        continue;
+      }
+      try {
+        await this.#watch(signal, next.avoid);
+        if (signal.aborted) break;
+        if (watchWasHealthy(this.#watchDelivered, this.#watchOpenedAt)) {
+          policy.healthy();
+          next = policy.ended();
+        } else {
+          // Ended at once without error (an apiserver shutting down): not a healthy watch.
+          this.#o.metrics.watchRestart(this.name, 'closed');
+          next = policy.failed(this.#watchBackend);
+        }
       } catch (err) {
         if (signal.aborted) break;
-        if (watchWasHealthy(this.#watchDelivered, this.#watchOpenedAt)) failures = 0;
-        this.#watchDelivered = false;
-        this.#watchOpenedAt = 0;
-        if (err instanceof UpstreamStatusError && err.expired) {
-          needList = 'expired';
-          this.#o.metrics.watchRestart(this.name, 'expired');
-          this.#o.log.info({ resource: this.name, rv: this.#rv.toString() }, 'watch expired: relisting');
-          continue;
-        }
-        failures++;
-        const reason = err instanceof UpstreamStatusError ? `status_${err.statusCode}` : err instanceof ObjectParseError ? 'parse' : 'connection';
-        if (reason === 'parse') needList = 'parse_error';
-        this.#o.metrics.watchRestart(this.name, reason);
-        const delay = backoffDelayMs(failures);
-        this.#o.log.warn({ resource: this.name, err: String(err), retryInMs: Math.round(delay) }, needList ? 'list failed' : 'watch failed');
-        await sleep(delay, signal);
+        if (watchWasHealthy(this.#watchDelivered, this.#watchOpenedAt)) policy.healthy();
+        next = this.#afterFailure(err, policy);
       }
     }
+  }
+
+  /** The main watch failed: count it, say so, and decide what comes next. */
+  #afterFailure(err: unknown, policy: ResumePolicy): ResumeAction {
+    const backend = this.#watchBackend;
+    const rv = this.#rv.toString();
+    if (err instanceof UpstreamStatusError && err.expired) {
+      this.#o.metrics.watchRestart(this.name, 'expired');
+      const next = policy.expired(backend, healthyBackends(this.#upstream));
+      if (next.kind === 'watch') this.#o.log.info({ resource: this.name, rv, backend, avoid: [...next.avoid] }, 'watch expired: trying the other apiservers before relisting');
+      else this.#o.log.info({ resource: this.name, rv, backend, retryInMs: Math.round(next.delayMs) }, 'watch expired everywhere: relisting');
+      return next;
+    }
+    const reason = err instanceof WatchStalledError ? 'stalled'
+      : err instanceof UpstreamStatusError ? `status_${err.statusCode}`
+      : err instanceof ObjectParseError ? 'parse' : 'connection';
+    this.#o.metrics.watchRestart(this.name, reason);
+    const next = policy.failed(backend, reason === 'parse' ? 'parse_error' : undefined);
+    this.#o.log.warn({ resource: this.name, rv, backend, reason, err: String(err), retryInMs: Math.round(next.delayMs) }, next.kind === 'relist' ? 'watch failed: relisting' : 'watch failed: resuming');
+    return next;
   }
 
   async #list(reason: string, signal: AbortSignal): Promise<void> {
     const started = Date.now();
     const { store, rv } = await listPages(this.#upstream, this.type, this.#fieldSet, this.#o, signal);
+    this.#health.listed(Date.now());
     const previous = this.#store;
     const previousRV = this.#rv;
     this.#store = store;
@@ -200,22 +285,30 @@ export class Reflector {
   }
 
   /** The main watch from the current RV; returns when the apiserver ends it (timeoutSeconds). */
-  async #watch(stopSignal: AbortSignal): Promise<void> {
+  async #watch(stopSignal: AbortSignal, avoid: ReadonlySet<string>): Promise<void> {
     this.#watchDelivered = false;
     this.#watchOpenedAt = 0;
+    this.#watchBackend = undefined;
     const timeout = 240 + Math.floor(Math.random() * 120);
     const q = `watch=1&allowWatchBookmarks=true&resourceVersion=${this.#rv}&timeoutSeconds=${timeout}`;
-    const res = await this.#upstream.get(`${collectionPath(this.type)}?${q}`, stopSignal);
-    if (res.statusCode !== 200) throw UpstreamStatusError.fromStatus(res.statusCode, await readBody(res.body, 1 << 20));
-    this.#watchOpenedAt = Date.now();
-    const lines = new LineSplitter();
     try {
-      for await (const chunk of res.body) {
-        for (const line of lines.push(chunk as Buffer)) this.#handleLine(line);
-      }
-    } catch (err) {
-      if (stopSignal.aborted) return;
-      throw err;
+      await runMainWatch({
+        upstream: this.#upstream, path: `${collectionPath(this.type)}?${q}`, avoid, stopSignal,
+        onBackend: (backend) => {
+          this.#watchBackend = backend;
+        },
+        onOpen: (_backend, cut) => {
+          this.#watchOpenedAt = Date.now();
+          this.#health.opened(this.#watchOpenedAt);
+          this.#cutWatch = cut;
+        },
+        onBytes: () => this.#health.bytes(Date.now()),
+        onLine: (line) => this.#handleLine(line),
+      });
+    } finally {
+      this.#cutWatch = undefined;
+      this.#health.closed(Date.now());
+      this.#checkHealth();
     }
   }
 
@@ -232,11 +325,30 @@ export class Reflector {
 
   #progressWatch(stopSignal: AbortSignal): Promise<void> {
     const generation = this.#generation;
-    return progressWatch(this.#upstream, collectionPath(this.type), this.#rv, stopSignal, (last, rv) => {
-      if (generation !== this.#generation || rv <= this.#rv) return;
-      this.#o.metrics.bookmark(this.name);
-      if (last <= this.#rv) this.#advance(rv);
-      else this.#progress.add(last, rv);
+    // What a progress watch saw, as evidence: events the main watch has not applied (yet: or it
+    // has stalled), or none, which proves the store current.
+    const saw = (last: bigint): boolean => {
+      if (generation !== this.#generation) return false;
+      if (last > this.#rv) {
+        this.#health.behind(Date.now(), last);
+        return false;
+      }
+      this.#health.current(Date.now());
+      return true;
+    };
+    return progressWatch(this.#upstream, collectionPath(this.type), this.#rv, stopSignal, {
+      onOpen: () => this.#health.heard(Date.now()),
+      onQuietEnd: (last) => void saw(last),
+      onBookmark: (last, rv) => {
+        if (generation !== this.#generation) return;
+        if (!saw(last)) {
+          if (rv > this.#rv) this.#progress.add(last, rv);
+          return;
+        }
+        if (rv <= this.#rv) return;
+        this.#o.metrics.bookmark(this.name);
+        this.#advance(rv);
+      },
     });
   }
 
@@ -248,6 +360,7 @@ export class Reflector {
     switch (type) {
       case 'BOOKMARK': {
         this.#watchDelivered = true;
+        this.#health.current(Date.now());
         this.#sampleBookmark(objBytes);
         const o: unknown = JSON.parse(objBytes.toString('utf8'));
         const meta = typeof o === 'object' && o !== null && 'metadata' in o ? o.metadata : undefined;
@@ -265,6 +378,7 @@ export class Reflector {
       case 'DELETED': {
         const obj = storedObject(objBytes, this.#fieldSet, this.type.namespaced);
         this.#watchDelivered = true;
+        this.#health.heard(Date.now());
         if (obj.resourceVersion <= this.#rv) return;
         let previous: StoredObject | undefined;
         if (type === 'DELETED') previous = store.delete(obj.key);
@@ -277,5 +391,14 @@ export class Reflector {
       default:
         throw new ObjectParseError(`unknown watch event type ${JSON.stringify(type)}`);
     }
+  }
+}
+
+/** The usable apiservers, or none known (an upstream that cannot say: 410s then relist at once). */
+function healthyBackends(upstream: CacheUpstream): readonly string[] {
+  try {
+    return typeof upstream.healthyBackends === 'function' ? upstream.healthyBackends() : [];
+  } catch {
+    return [];
   }
 }

@@ -1,8 +1,15 @@
 // The cache: one Reflector per configured resource, discovery of their kind and scope, readiness,
 // and the LIST/GET answers built from the stores.
+//
+// A configured resource the apiservers do not serve (a CRD not created yet, an aggregated API whose
+// discovery fails) cannot be cached: its reads are forwarded, it is reported (log, metric, the
+// verbose /readyz) but does not keep the proxy unready, and discovery is retried in the background,
+// so that it is cached once it exists. Only a resource discovery could not even ask about (no
+// apiserver answered) keeps the proxy unready, as one whose first LIST has not completed does.
 import type { Logger } from 'pino';
 import { Reflector } from './reflector.js';
 import { readBody, UpstreamStatusError, type CacheUpstream } from './upstream.js';
+import { sleep } from './backoff.js';
 import { apiVersionOf, resourceName, type ResourceType } from './resource-type.js';
 import { SnapshotStore } from './snapshots.js';
 import { WatchCache } from './watch-cache.js';
@@ -19,7 +26,19 @@ export interface CachedResource {
   readonly watch: WatchCache;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** One line of the verbose readiness report: a resource, and why it fails readiness if it does. */
+export interface ResourceReadiness {
+  readonly name: string;
+  /** Why the proxy must not be ready because of this resource; undefined when it is fine. */
+  readonly failed: string | undefined;
+  /** A remark on a resource that does not fail readiness (not cached, syncing). */
+  readonly note: string | undefined;
+}
+
+/** Discovery found the resource cannot be cached as configured: not a reason to retry fast. */
+class NotCacheableError extends Error {
+  override readonly name = 'NotCacheableError';
+}
 
 function record(v: unknown): Readonly<Record<string, unknown>> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
@@ -32,7 +51,13 @@ export class ResourceCache {
   readonly #upstream: CacheUpstream;
   readonly #log: Logger;
   readonly #byPath = new Map<string, CachedResource>();
+  /** Configured resources whose discovery has not answered yet: they keep the proxy unready. */
   readonly #pending = new Set<string>();
+  /** Resources that cannot be cached, and why (their reads are forwarded). */
+  readonly #notCached = new Map<string, string>();
+  /** Resources found only after they had been reported not cached: they sync without gating readiness. */
+  readonly #late = new Set<string>();
+  readonly #stop = new AbortController();
   #stopped = false;
 
   constructor(o: { upstream: CacheUpstream; config: CacheConfig; log: Logger; metrics: CacheMetrics & WatchMetrics }) {
@@ -44,6 +69,8 @@ export class ResourceCache {
     for (const r of o.config.resources) {
       this.#pending.add(resourceName(r));
       this.metrics.synced(resourceName(r), false);
+      this.metrics.notCached(resourceName(r), false);
+      this.metrics.stale(resourceName(r), false);
     }
   }
 
@@ -54,6 +81,7 @@ export class ResourceCache {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stop.abort();
     for (const c of this.#byPath.values()) c.watch.stop();
     await Promise.all([...this.#byPath.values()].map((c) => c.reflector.stop()));
   }
@@ -63,11 +91,37 @@ export class ResourceCache {
     return this.#byPath.get(`${group}/${version}/${resource}`);
   }
 
-  /** Configured resources whose cache is not synced yet. */
+  /** Configured resources whose cache is not synced yet (and that keep the proxy unready until it is). */
   notSynced(): string[] {
     const out = [...this.#pending];
-    for (const c of this.#byPath.values()) if (!c.reflector.synced) out.push(c.name);
+    for (const c of this.#byPath.values()) if (!c.reflector.synced && !this.#late.has(c.name)) out.push(c.name);
     return out.sort();
+  }
+
+  /** Resources out of touch with the apiservers, which do not serve reads of any state. */
+  stale(): string[] {
+    return [...this.#byPath.values()].filter((c) => c.reflector.stale).map((c) => c.name).sort();
+  }
+
+  /** Configured resources that cannot be cached, with why (their reads are forwarded). */
+  notCached(): ReadonlyMap<string, string> {
+    return this.#notCached;
+  }
+
+  /** Every configured resource, and whether it keeps the proxy unready (for /readyz?verbose). */
+  readiness(): ResourceReadiness[] {
+    const out: ResourceReadiness[] = [];
+    for (const r of this.config.resources) {
+      const name = resourceName(r);
+      const c = this.#byPath.get(`${r.group}/${r.version}/${r.resource}`);
+      const why = this.#notCached.get(name);
+      if (why !== undefined) out.push({ name, failed: undefined, note: `not cached, reads forwarded: ${why.replace(/\s+/g, ' ').trim()}` });
+      else if (!c) out.push({ name, failed: this.#pending.has(name) ? 'discovery has not answered yet' : undefined, note: undefined });
+      else if (!c.reflector.synced) out.push(this.#late.has(name) ? { name, failed: undefined, note: 'syncing, reads forwarded' } : { name, failed: 'not synced', note: undefined });
+      else if (c.reflector.stale) out.push({ name, failed: `stale: out of touch with the apiservers for ${(c.reflector.outOfTouchMs / 1000).toFixed(1)} s, reads of any state and new watches forwarded`, note: undefined });
+      else out.push({ name, failed: undefined, note: undefined });
+    }
+    return out;
   }
 
   async #startResource(r: CachedResourceConfig): Promise<void> {
@@ -76,6 +130,11 @@ export class ResourceCache {
     while (!this.#stopped) {
       try {
         const type = await this.#discover(r);
+        if (this.#notCached.delete(name)) {
+          this.#late.add(name);
+          this.metrics.notCached(name, false);
+          this.#log.info({ resource: name }, 'resource found: caching it');
+        }
         const body: BodyType = { kind: type.kind, apiVersion: apiVersionOf(type), sortedKeys: await this.#isCustomResource(r) };
         const unknown = r.indexedFields.filter((f) => !this.#fieldsOk(type, f));
         if (unknown.length > 0) this.#log.warn({ resource: name, fields: unknown }, 'indexed fields not selectable for this resource: ignored');
@@ -83,6 +142,7 @@ export class ResourceCache {
           pageSize: this.config.pageSize,
           indexedFields: r.indexedFields.filter((f) => !unknown.includes(f)),
           bookmarkIntervalSeconds: this.config.bookmarkIntervalSeconds,
+          staleAfterMs: this.config.staleAfterMs,
           log: this.#log,
           metrics: this.metrics,
         });
@@ -99,9 +159,23 @@ export class ResourceCache {
         this.metrics.synced(name, reflector.synced);
         return;
       } catch (err) {
+        if (this.#stopped) return;
         attempt++;
-        this.#log.warn({ resource: name, err: String(err) }, 'discovery failed; retrying');
-        await sleep(Math.min(10_000, 250 * 2 ** Math.min(attempt, 6)));
+        // An apiserver answered that it cannot be cached (no such resource, group or version, or a
+        // discovery error of its own): forwarded, reported, retried slowly. No answer at all, or
+        // 429: asked again soon, and the proxy stays unready meanwhile.
+        const answered = err instanceof NotCacheableError || (err instanceof UpstreamStatusError && err.statusCode !== 429);
+        if (answered) {
+          if (!this.#notCached.has(name)) {
+            this.#log.warn({ resource: name, err: String(err) }, 'resource cannot be cached: its reads are forwarded; retrying discovery in the background');
+            this.metrics.notCached(name, true);
+          }
+          this.#notCached.set(name, err instanceof UpstreamStatusError ? `discovery answered ${err.statusCode}: ${err.message}` : err instanceof Error ? err.message : String(err));
+          this.#pending.delete(name);
+        } else {
+          this.#log.warn({ resource: name, err: String(err) }, 'discovery failed; retrying');
+        }
+        await sleep(Math.min(answered ? 30_000 : 10_000, 250 * 2 ** Math.min(attempt, 7)), this.#stop.signal);
       }
     }
   }
@@ -125,10 +199,10 @@ export class ResourceCache {
       const res = record(item);
       if (res?.['name'] !== r.resource) continue;
       const verbs = Array.isArray(res['verbs']) ? res['verbs'] : [];
-      if (!verbs.includes('list') || !verbs.includes('watch')) throw new Error(`${resourceName(r)} cannot be listed and watched`);
+      if (!verbs.includes('list') || !verbs.includes('watch')) throw new NotCacheableError(`${resourceName(r)} cannot be listed and watched`);
       return { group: r.group, version: r.version, resource: r.resource, kind: String(res['kind']), namespaced: res['namespaced'] === true };
     }
-    throw new Error(`${gv} has no resource ${r.resource}`);
+    throw new NotCacheableError(`${gv} has no resource ${r.resource}`);
   }
 
   async #isCustomResource(r: CachedResourceConfig): Promise<boolean> {
