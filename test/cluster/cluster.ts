@@ -9,7 +9,7 @@ import { Agent, request } from 'undici';
 import { ensureClusterBinaries } from './build.js';
 import { freePort, isAlive, startProcess, stopProcess } from './processes.js';
 import { apiserverHost, portFreeOnAll } from './addresses.js';
-import { writeReconcilerObjects, type EtcdKv } from './kubernetes-endpoints.js';
+import { etcdKv, writeReconcilerObjects } from './kubernetes-endpoints.js';
 
 const execFileP = promisify(execFile);
 
@@ -290,17 +290,7 @@ export class TestCluster {
     if (ports.size > 1) throw new Error('writeKubernetesEndpoints: the apiservers listed do not share one port (start the cluster with distinctAddresses)');
     if (new Set(eps.map((e) => e.a.host)).size !== eps.length) throw new Error('writeKubernetesEndpoints: an apiserver listed twice, or two on one address');
     const port = eps[0]?.a.port ?? this.#apiserver(0).port;
-    const b64 = (s: string) => Buffer.from(s).toString('base64');
-    const kv: EtcdKv = {
-      get: async (key) => {
-        const kvs = jsonPath(await this.#etcdPost('/v3/kv/range', { key: b64(key) }), ['kvs']);
-        const first: unknown = Array.isArray(kvs) ? kvs[0] : undefined;
-        const value = jsonPath(first, ['value']);
-        return typeof value === 'string' ? { value: Buffer.from(value, 'base64'), modRevision: String(jsonPath(first, ['mod_revision'])) } : undefined;
-      },
-      put: async (key, value) => String(jsonPath(await this.#etcdPost('/v3/kv/put', { key: b64(key), value: b64(value) }), ['header', 'revision'])),
-    };
-    return writeReconcilerObjects(kv, port, eps.map((e) => ({ ip: e.a.host, ready: e.ready })));
+    return writeReconcilerObjects(etcdKv((path, body) => this.#etcdPost(path, body)), port, eps.map((e) => ({ ip: e.a.host, ready: e.ready })));
   }
 
   #apiserver(i: number): ApiserverInfo {

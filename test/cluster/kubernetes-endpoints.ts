@@ -90,6 +90,24 @@ export interface EtcdKv {
   put(key: string, value: string): Promise<string>;
 }
 
+function field(v: unknown, key: string): unknown {
+  return typeof v === 'object' && v !== null ? (v as Json)[key] : undefined;
+}
+
+/** Keys and values through etcd's JSON gateway (`post` sends one request to it). */
+export function etcdKv(post: (path: string, body: unknown) => Promise<unknown>): EtcdKv {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  return {
+    async get(key) {
+      const kvs = field(await post('/v3/kv/range', { key: b64(key) }), 'kvs');
+      const first: unknown = Array.isArray(kvs) ? kvs[0] : undefined;
+      const value = field(first, 'value');
+      return typeof value === 'string' ? { value: Buffer.from(value, 'base64'), modRevision: String(field(first, 'mod_revision')) } : undefined;
+    },
+    put: async (key, value) => String(field(field(await post('/v3/kv/put', { key: b64(key), value: b64(value) }), 'header'), 'revision')),
+  };
+}
+
 /**
  * Writes both objects (Endpoints first, then the slice, like the adapter) unless the slice already
  * has this content. Returns the slice's resourceVersion (the etcd revision of its last write).
