@@ -114,6 +114,10 @@ class Discovery {
   #warnedEmpty = false;
   #watchDelivered = false;
   #watchOpenedAt = 0;
+  /** The apiserver the current watch is on. */
+  #watchBackend: string | undefined;
+  /** The apiserver whose watch just failed: the next requests go elsewhere while another is healthy. */
+  #avoid: ReadonlySet<string> | undefined;
 
   constructor(o: UpstreamDiscoveryOptions, signal: AbortSignal) {
     this.#o = o;
@@ -122,22 +126,29 @@ class Discovery {
 
   async run(): Promise<void> {
     let failures = 0;
+    /** 410s with no healthy watch between them: the second one in a row backs off like any failure. */
+    let expiredInRow = 0;
     while (!this.#signal.aborted) {
       this.#watchDelivered = false;
       this.#watchOpenedAt = 0;
+      this.#watchBackend = undefined;
       try {
         if (this.#rv === undefined) await this.#list();
         await this.#watch();
         failures = 0;
+        expiredInRow = 0;
+        this.#avoid = undefined;
       } catch (err) {
         if (this.#signal.aborted) break;
+        this.#avoid = this.#watchBackend === undefined ? undefined : new Set([this.#watchBackend]);
+        const healthy = watchWasHealthy(this.#watchDelivered, this.#watchOpenedAt);
+        if (healthy) expiredInRow = 0;
         if (err instanceof UpstreamStatusError && err.expired) {
           this.#o.log.info({ resourceVersion: this.#rv }, 'upstream discovery: watch expired, listing the kubernetes EndpointSlices again');
           this.#rv = undefined;
-          failures = 0;
-          continue;
+          if (++expiredInRow === 1) continue;
         }
-        failures = watchWasHealthy(this.#watchDelivered, this.#watchOpenedAt) ? 1 : failures + 1;
+        failures = healthy ? 1 : failures + 1;
         const delay = backoffDelayMs(failures);
         this.#o.log.warn({ err: err instanceof Error ? err.message : String(err), failures, retryInMs: Math.round(delay) },
           this.#rv === undefined ? 'upstream discovery: listing the kubernetes EndpointSlices failed' : 'upstream discovery: watching the kubernetes EndpointSlices failed');
@@ -147,7 +158,7 @@ class Discovery {
   }
 
   async #list(): Promise<void> {
-    const reply = await this.#o.upstream.get(`${SLICES_PATH}?${SELECTOR}`, this.#signal);
+    const reply = await this.#o.upstream.get(`${SLICES_PATH}?${SELECTOR}`, this.#signal, { avoid: this.#avoid });
     const body = await readBody(reply.body, LIST_LIMIT_BYTES);
     if (reply.statusCode !== 200) throw UpstreamStatusError.fromStatus(reply.statusCode, body);
     const list: unknown = JSON.parse(body.toString('utf8'));
@@ -170,7 +181,8 @@ class Discovery {
     // apiservers as they come and go instead of staying on one forever.
     const timeout = 300 + Math.floor(Math.random() * 300);
     const q = `${SELECTOR}&watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(this.#rv ?? '')}&timeoutSeconds=${timeout}`;
-    const reply = await this.#o.upstream.get(`${SLICES_PATH}?${q}`, this.#signal, { longRunning: true });
+    const reply = await this.#o.upstream.get(`${SLICES_PATH}?${q}`, this.#signal, { longRunning: true, avoid: this.#avoid });
+    this.#watchBackend = reply.backend;
     if (reply.statusCode !== 200) throw UpstreamStatusError.fromStatus(reply.statusCode, await readBody(reply.body, 64 * 1024));
     this.#watchOpenedAt = Date.now();
     const lines = new LineSplitter();
