@@ -1,6 +1,7 @@
 // Upstream discovery against a real control plane: three apiservers, each on its own loopback
 // address and all on one port, and the `kubernetes` EndpointSlice written as the apiserver's endpoint
-// reconciler writes it. The discovery must follow the slice live (ready endpoints only), keep its
+// reconciler writes it. Through the proxy's own backend set (buildUpstreams + cacheUpstream, with
+// the admin kubeconfig), the discovery must follow the slice live (ready endpoints only), keep its
 // last set when the slice empties, survive losing the apiserver its watch was on, and the URLs it
 // finds must work: each apiserver answers on it with a certificate the cluster CA verifies.
 import { test } from 'node:test';
@@ -10,42 +11,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import { TestCluster } from '../cluster/cluster.js';
-import type { CacheUpstream, UpstreamReply } from '../../cache/upstream.js';
+import type { CacheUpstream, UpstreamGetOptions, UpstreamReply } from '../../cache/upstream.js';
 import { startUpstreamDiscovery } from '../../proxy/upstream-discovery.js';
+import { buildUpstreams, loadKubeConfig, type Upstreams } from '../../proxy/kubeconfig-source.js';
+import { cacheUpstream } from '../../proxy/cache-upstream.js';
+import { createBackendMetrics } from '../../proxy/backend-metrics.js';
+import { DEFAULT_BACKEND_OPTIONS } from '../../proxy/options.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * The proxy's view of the apiservers, reduced to what discovery uses: GETs with the proxy's own
- * credentials (here the admin token), round-robin over the given URLs, the next one on a connection
- * error. It records which apiserver serves the watch.
+ * The proxy's own upstream to the apiservers (its backend set, balancer and credentials: those of
+ * the admin kubeconfig), recording which apiserver serves the watch and how many LISTs were sent.
  */
-function testUpstream(urls: readonly string[], token: string, agent: Agent): CacheUpstream & { watchBackend: string; requests: number; lists: number } {
-  let next = 0;
+function observed(inner: CacheUpstream): CacheUpstream & { watchBackend: string; requests: number; lists: number } {
   const u = {
     watchBackend: '',
     requests: 0,
     lists: 0,
-    async get(path: string, signal: AbortSignal, options?: { longRunning?: boolean | undefined }): Promise<UpstreamReply> {
-      let lastErr: unknown;
-      for (let tries = 0; tries < urls.length; tries++) {
-        const backend = urls[next++ % urls.length] ?? '';
-        try {
-          u.requests++;
-          const res = await request(`${backend}${path}`, { dispatcher: agent, signal, headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
-          if (options?.longRunning) u.watchBackend = backend;
-          else u.lists++;
-          return { statusCode: res.statusCode, body: res.body, backend };
-        } catch (err) {
-          if (signal.aborted) throw err;
-          lastErr = err;
-        }
-      }
-      throw lastErr;
+    async get(path: string, signal: AbortSignal, options?: UpstreamGetOptions): Promise<UpstreamReply> {
+      u.requests++;
+      if (!options?.longRunning) u.lists++;
+      const reply = await inner.get(path, signal, options);
+      if (options?.longRunning) u.watchBackend = reply.backend;
+      return reply;
     },
-    healthyBackends: () => urls,
+    healthyBackends: () => inner.healthyBackends(),
   };
   return u;
 }
@@ -81,6 +75,7 @@ test('upstream discovery follows the kubernetes EndpointSlice of three apiserver
   const log = pino({ level: 'info' }, new Writable({ write(chunk: Buffer, _enc, cb) { logLines.push(chunk.toString()); cb(); } }));
   let ok = false;
   let discovery: { stop(): Promise<void> } | undefined;
+  let upstreams: Upstreams | undefined;
   try {
     const apiservers = cluster.info.apiservers;
     const origins = apiservers.map((a) => new URL(a.url).origin);
@@ -95,7 +90,14 @@ test('upstream discovery follows the kubernetes EndpointSlice of three apiserver
     });
 
     const token = cluster.info.users.admin.token ?? '';
-    const upstream = testUpstream(origins, token, agent);
+    const kc = loadKubeConfig({ kubeconfig: cluster.info.users.admin.kubeconfig });
+    const ups = await buildUpstreams(kc, origins, {
+      backends: DEFAULT_BACKEND_OPTIONS, log,
+      metrics: createBackendMetrics(new Registry(), () => ups.set.healthy()),
+      onRefreshError: (err) => log.error({ err }, 'credentials refresh'),
+    });
+    upstreams = ups;
+    const upstream = observed(cacheUpstream(ups.set));
     const changes = new Changes();
     discovery = startUpstreamDiscovery({ upstream, log, onChange: (urls) => changes.record(urls) });
     const [u0, u1, u2] = origins as [string, string, string];
@@ -170,6 +172,7 @@ test('upstream discovery follows the kubernetes EndpointSlice of three apiserver
     ok = true;
   } finally {
     await discovery?.stop();
+    await upstreams?.stop();
     await agent.close();
     await cluster.down();
     if (ok) rmSync(dir, { recursive: true, force: true });
