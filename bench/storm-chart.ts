@@ -30,11 +30,11 @@ export interface Chart {
   readonly limit: number;
 }
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const n = (v: number): string => (Math.round(v * 10) / 10).toString();
+export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const n = (v: number): string => (Math.round(v * 10) / 10).toString();
 
 /** A "nice" upper bound for an axis (1, 2, 5 × 10^k). */
-function niceMax(v: number): number {
+export function niceMax(v: number): number {
   if (!(v > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
