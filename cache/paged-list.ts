@@ -3,9 +3,44 @@ import { Store } from './store.js';
 import { storedObject, ObjectParseError } from './stored-object.js';
 import { listItemRanges, topLevelMember } from './json-scan.js';
 import { parseResourceVersion } from './resource-version.js';
-import { readBody, UpstreamStatusError, type CacheUpstream } from './upstream.js';
+import { UpstreamStatusError, type CacheUpstream, type UpstreamReply } from './upstream.js';
 import { collectionPath, type ResourceType } from './resource-type.js';
 import type { FieldSet } from '../indexes/selectable-fields.js';
+
+/**
+ * A page that sends nothing for this long came over a dead connection (kept open, no bytes): the
+ * HTTP client's own bound is minutes. The LIST fails and is retried (a new connection).
+ */
+const PAGE_SILENCE_MS = 30_000;
+
+/** One page's request and body, failing when either goes silent for PAGE_SILENCE_MS. */
+async function getPage(upstream: CacheUpstream, path: string, signal: AbortSignal): Promise<{ res: UpstreamReply; body: Buffer }> {
+  const abort = new AbortController();
+  const onStop = () => abort.abort();
+  signal.addEventListener('abort', onStop, { once: true });
+  let timer = setTimeout(() => abort.abort(), PAGE_SILENCE_MS);
+  try {
+    const res = await upstream.get(path, abort.signal);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const silent = () => {
+      abort.abort();
+      res.body.destroy(new Error(`no byte of the LIST page for ${PAGE_SILENCE_MS} ms`));
+    };
+    clearTimeout(timer);
+    timer = setTimeout(silent, PAGE_SILENCE_MS);
+    for await (const c of res.body) {
+      clearTimeout(timer);
+      timer = setTimeout(silent, PAGE_SILENCE_MS);
+      chunks.push(c as Buffer);
+      n += (c as Buffer).length;
+    }
+    return { res, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, n) };
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onStop);
+  }
+}
 
 export interface PagedListOptions {
   readonly pageSize: number;
@@ -19,8 +54,7 @@ export async function listPages(upstream: CacheUpstream, type: ResourceType, fie
   let rv: bigint | undefined;
   for (;;) {
     const q = `limit=${o.pageSize}${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`;
-    const res = await upstream.get(`${collectionPath(type)}?${q}`, signal);
-    const body = await readBody(res.body);
+    const { res, body } = await getPage(upstream, `${collectionPath(type)}?${q}`, signal);
     if (res.statusCode !== 200) throw UpstreamStatusError.fromStatus(res.statusCode, body);
     for (const [s, e] of listItemRanges(body)) store.upsert(storedObject(body.subarray(s, e), fieldSet, type.namespaced));
     const meta: unknown = JSON.parse(topLevelMember(body, 'metadata')?.toString('utf8') ?? '{}');

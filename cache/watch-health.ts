@@ -19,7 +19,8 @@
 // `staleAfterMs`. Out of touch for longer, it is stale: its store may miss changes the apiservers
 // have made, so it must not answer reads that take any state (resourceVersion=0) or start new
 // watches. It stays stale until it has caught up: its main watch open again and a bookmark (of the
-// main watch or a progress watch) received since, proving every event up to it applied.
+// main watch or a progress watch) received since, proving every event up to it applied; or a
+// relist, which replaces the store with the apiserver's current state.
 
 export interface WatchHealthOptions {
   readonly staleAfterMs: number;
@@ -67,9 +68,13 @@ export class WatchHealth {
     return this.#o;
   }
 
-  /** A LIST completed: the store is a fresh one, earlier evidence is void. */
+  /**
+   * A LIST completed: the store is a fresh one, current as of a quorum read just now, so it has
+   * caught up whatever it missed; earlier evidence is void.
+   */
   listed(now: number): void {
     this.#behind = [];
+    this.#stale = false;
     this.heard(now);
   }
 

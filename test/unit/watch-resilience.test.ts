@@ -82,6 +82,12 @@ test('staleness: in touch while the watch is open or something was heard within 
   assert.equal(h.stale(71_000), true);
   h.applied(50n);
   assert.equal(h.stale(71_100), false, 'watch open, proved current, nothing pending');
+  // Out of touch again; a relist (the watch expired meanwhile) catches up at once.
+  h.closed(72_000);
+  assert.equal(h.stale(77_001), true);
+  h.listed(80_000);
+  assert.equal(h.stale(80_000), false, 'a LIST is the current state');
+  assert.equal(h.stale(85_001), true, 'but the watch must follow within the bound');
 });
 
 test('staleness: a watch cut as stalled was out of touch since the last thing heard', () => {
