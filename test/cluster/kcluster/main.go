@@ -32,6 +32,8 @@ func main() {
 		code = runPKI(args)
 	case "informer":
 		code = runInformer(args)
+	case "informers":
+		code = runInformers(args)
 	case "throttle":
 		code = runThrottle(args)
 	default:
@@ -41,6 +43,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kcluster etcd|apiserver|kubectl|pki|informer|throttle [flags]")
+	fmt.Fprintln(os.Stderr, "usage: kcluster etcd|apiserver|kubectl|pki|informer|informers|throttle [flags]")
 	os.Exit(2)
 }
