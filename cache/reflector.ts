@@ -40,6 +40,8 @@ export interface ReflectorOptions {
   readonly staleAfterMs: number;
   readonly log: Logger;
   readonly metrics: ReflectorMetrics;
+  /** The LIST or WATCH was answered 404: the resource may no longer be served (a CRD deleted). */
+  readonly onNotFound?: (() => void) | undefined;
 }
 
 export class Reflector {
@@ -209,6 +211,7 @@ export class Reflector {
           if (!this.#bookmarkSampled) void fetchBookmarkSample(this.#upstream, collectionPath(this.type), this.#rv, signal, this.#o.log, this.name, (o) => this.#sampleBookmark(o));
         } catch (err) {
           if (signal.aborted) break;
+          if (err instanceof UpstreamStatusError && err.statusCode === 404) this.#o.onNotFound?.();
           const delayMs = policy.listFailed();
           this.#o.log.warn({ resource: this.name, err: String(err), retryInMs: Math.round(delayMs) }, 'list failed');
           next = { ...next, delayMs };
@@ -249,6 +252,7 @@ export class Reflector {
       : err instanceof UpstreamStatusError ? `status_${err.statusCode}`
       : err instanceof ObjectParseError ? 'parse' : 'connection';
     this.#o.metrics.watchRestart(this.name, reason);
+    if (err instanceof UpstreamStatusError && err.statusCode === 404) this.#o.onNotFound?.();
     const next = policy.failed(backend, reason === 'parse' ? 'parse_error' : undefined);
     this.#o.log.warn({ resource: this.name, rv, backend, reason, err: String(err), retryInMs: Math.round(next.delayMs) }, next.kind === 'relist' ? 'watch failed: relisting' : 'watch failed: resuming');
     return next;

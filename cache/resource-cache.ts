@@ -40,6 +40,18 @@ class NotCacheableError extends Error {
   override readonly name = 'NotCacheableError';
 }
 
+/**
+ * An apiserver answered that the resource cannot be cached (no such resource, group or version, or
+ * a discovery error of its own). No answer at all, or 429, says nothing about the resource.
+ */
+function answeredNo(err: unknown): boolean {
+  return err instanceof NotCacheableError || (err instanceof UpstreamStatusError && err.statusCode !== 429);
+}
+
+function why(err: unknown): string {
+  return err instanceof UpstreamStatusError ? `discovery answered ${err.statusCode}: ${err.message}` : err instanceof Error ? err.message : String(err);
+}
+
 function record(v: unknown): Readonly<Record<string, unknown>> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
@@ -57,6 +69,8 @@ export class ResourceCache {
   readonly #notCached = new Map<string, string>();
   /** Resources found only after they had been reported not cached: they sync without gating readiness. */
   readonly #late = new Set<string>();
+  /** Resources whose reflector got 404 and whose discovery is being asked whether they still exist. */
+  readonly #checking = new Set<string>();
   readonly #stop = new AbortController();
   #stopped = false;
 
@@ -145,6 +159,7 @@ export class ResourceCache {
           staleAfterMs: this.config.staleAfterMs,
           log: this.#log,
           metrics: this.metrics,
+          onNotFound: () => void this.#checkGone(r),
         });
         const w = this.config.watch;
         const watch = new WatchCache({
@@ -152,10 +167,11 @@ export class ResourceCache {
           history: { maxEvents: w.historyMaxEvents, maxAgeMs: w.historyMaxAgeSeconds * 1000 },
           limits: { maxQueuedLines: w.watcherMaxQueuedLines, maxQueuedBytes: w.watcherMaxQueuedBytes },
         });
-        this.#byPath.set(`${r.group}/${r.version}/${r.resource}`, { name, reflector, body, watch });
+        const key = `${r.group}/${r.version}/${r.resource}`;
+        this.#byPath.set(key, { name, reflector, body, watch });
         this.#pending.delete(name);
         reflector.start();
-        while (!this.#stopped && !(await reflector.waitFor(1n, 60_000)));
+        while (!this.#stopped && this.#byPath.get(key)?.reflector === reflector && !(await reflector.waitFor(1n, 60_000)));
         this.metrics.synced(name, reflector.synced);
         return;
       } catch (err) {
@@ -164,19 +180,49 @@ export class ResourceCache {
         // An apiserver answered that it cannot be cached (no such resource, group or version, or a
         // discovery error of its own): forwarded, reported, retried slowly. No answer at all, or
         // 429: asked again soon, and the proxy stays unready meanwhile.
-        const answered = err instanceof NotCacheableError || (err instanceof UpstreamStatusError && err.statusCode !== 429);
+        const answered = answeredNo(err);
         if (answered) {
           if (!this.#notCached.has(name)) {
             this.#log.warn({ resource: name, err: String(err) }, 'resource cannot be cached: its reads are forwarded; retrying discovery in the background');
             this.metrics.notCached(name, true);
           }
-          this.#notCached.set(name, err instanceof UpstreamStatusError ? `discovery answered ${err.statusCode}: ${err.message}` : err instanceof Error ? err.message : String(err));
+          this.#notCached.set(name, why(err));
           this.#pending.delete(name);
         } else {
           this.#log.warn({ resource: name, err: String(err) }, 'discovery failed; retrying');
         }
         await sleep(Math.min(answered ? 30_000 : 10_000, 250 * 2 ** Math.min(attempt, 7)), this.#stop.signal);
       }
+    }
+  }
+
+  /**
+   * The resource's LIST or WATCH got 404: a CRD deleted, or an apiserver that has not registered it
+   * yet. If discovery says it is gone, its cache is dropped (a resource whose watch can never come
+   * back would otherwise stay stale, the proxy unready): its reads are forwarded, and discovery is
+   * retried in the background as for a resource missing from the start.
+   */
+  async #checkGone(r: CachedResourceConfig): Promise<void> {
+    const name = resourceName(r);
+    if (this.#checking.has(name) || this.#stopped) return;
+    this.#checking.add(name);
+    try {
+      await this.#discover(r);
+    } catch (err) {
+      const key = `${r.group}/${r.version}/${r.resource}`;
+      const c = this.#byPath.get(key);
+      if (!answeredNo(err) || this.#stopped || !c) return;
+      this.#byPath.delete(key);
+      c.watch.stop();
+      void c.reflector.stop();
+      this.#log.warn({ resource: name, err: String(err) }, 'resource no longer served: its cache is dropped, its reads are forwarded; retrying discovery in the background');
+      this.#notCached.set(name, why(err));
+      this.metrics.notCached(name, true);
+      this.metrics.synced(name, false);
+      this.metrics.stale(name, false);
+      void this.#startResource(r);
+    } finally {
+      this.#checking.delete(name);
     }
   }
 

@@ -266,7 +266,27 @@ test('the cache through silent connections, a killed apiserver, an outage past t
       assert.equal((await readyz()).status, 200);
       passed++;
     });
-    ok = passed === 5;
+
+    await t.test('(d) the CRD deleted: its cache is dropped, its reads forwarded, the proxy stays ready', async () => {
+      const r = await call(cluster, direct(0), `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crdResource}`, { method: 'DELETE' });
+      assert.equal(r.status, 200, r.text());
+      let unready = 0;
+      const droppedIn = await until('the cache of the deleted CRD to be dropped', async () => {
+        if ((await readyz()).status !== 200) unready++;
+        return total(await metrics(), 'kube_cache_proxy_cache_not_cached', (l) => l['resource'] === crdResource) === 1;
+      }, 60_000);
+      t.diagnostic(`dropped ${droppedIn} ms after the CRD was deleted`);
+      assert.equal(unready, 0, 'the proxy was unready on the way');
+      const verbose = await readyz(true);
+      assert.equal(verbose.status, 200, verbose.body);
+      assert.match(verbose.body, new RegExp(`^\\[\\+\\]cache:${crdResource.replace(/\./g, '\\.')} ok \\(not cached, reads forwarded: .+\\)$`, 'm'));
+      const path = `/apis/${group}/v1/namespaces/${ns}/gadgets?resourceVersion=0`;
+      const forwarded = await viaProxy(crdResource, path);
+      assert.equal(forwarded.served, false);
+      assert.equal(forwarded.reply.status, (await call(cluster, direct(0), path)).status);
+      passed++;
+    });
+    ok = passed === 6;
   } finally {
     await proxy?.stop();
     for (const r of relays) await r.close();
