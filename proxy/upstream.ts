@@ -238,7 +238,8 @@ export class BackendSet {
       const mayPassOver = response.statusCode === 429 && call.retry === 'idempotent' && (call.resendable?.() ?? true) &&
         attempt + 1 < attempts && this.pick(call.kind, tried) !== undefined;
       if (!mayPassOver) return { backend: b, response };
-      lastThrottled?.response.body.destroy();
+      // Destroyed unread, undici's body emits an AbortError: without a listener it would crash the process.
+      lastThrottled?.response.body.on('error', () => undefined).destroy();
       lastThrottled = { backend: b, response };
       this.#o.metrics.failover('throttled');
     }
