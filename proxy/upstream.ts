@@ -237,9 +237,9 @@ export class BackendSet {
       if (response.statusCode === 429) b.throttled();
       const mayPassOver = response.statusCode === 429 && call.retry === 'idempotent' && (call.resendable?.() ?? true) &&
         attempt + 1 < attempts && this.pick(call.kind, tried) !== undefined;
-      if (!mayPassOver) return { backend: b, response };
       // Destroyed unread, undici's body emits an AbortError: without a listener it would crash the process.
       lastThrottled?.response.body.on('error', () => undefined).destroy();
+      if (!mayPassOver) return { backend: b, response };
       lastThrottled = { backend: b, response };
       this.#o.metrics.failover('throttled');
     }
@@ -261,9 +261,12 @@ export class BackendSet {
 
   #checkDue(): void {
     const now = Date.now();
+    // With one apiserver there is no other to send requests to: it is checked only while ejected,
+    // to bring it back, not polled for nothing.
+    const alone = this.#backends.length === 1;
     for (const b of this.#backends) {
       const due = this.#nextCheck.get(b) ?? 0;
-      if (due > now) continue;
+      if (due > now || (alone && b.health.healthy)) continue;
       // Not again until this check is done (a blackholed apiserver takes its whole timeout).
       this.#nextCheck.set(b, Infinity);
       void this.#check(b);
