@@ -187,7 +187,7 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
   const caPem = Buffer.from(cert).toString('utf8');
   const kubeconfigOut = o.writeKubeconfig;
   if (kubeconfigOut) await step('--write-kubeconfig', () => writeProxyKubeconfig(kubeconfigOut, kc, url, caPem));
-  log.info({ url, metricsPort: health.port, upstreams: set.backends.map((b) => b.origin.host) }, 'kube-cache-proxy serving');
+  log.info({ url, metricsPort: health.port, upstreams: set.backends.map((b) => b.key) }, 'kube-cache-proxy serving');
   let stopping: Promise<void> | undefined;
   return {
     server, health, url, caPem, cache, flowControl: fc, backends: set,
