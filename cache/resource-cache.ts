@@ -10,9 +10,12 @@ import type { Logger } from 'pino';
 import { Reflector } from './reflector.js';
 import { readBody, UpstreamStatusError, type CacheUpstream } from './upstream.js';
 import { sleep } from './backoff.js';
-import { apiVersionOf, resourceName, type ResourceType } from './resource-type.js';
+import { apiVersionOf, collectionPath, resourceName, type ResourceType } from './resource-type.js';
 import { SnapshotStore } from './snapshots.js';
 import { WatchCache } from './watch-cache.js';
+import { FreshnessProofs } from './freshness-proof.js';
+import { topLevelMember } from './json-scan.js';
+import { parseResourceVersion } from './resource-version.js';
 import { fieldSetFor } from '../indexes/selectable-fields.js';
 import type { BodyType } from './list-body.js';
 import type { CacheConfig, CachedResourceConfig } from './config.js';
@@ -24,6 +27,8 @@ export interface CachedResource {
   readonly body: BodyType;
   /** Client watches served from this resource's cache. */
   readonly watch: WatchCache;
+  /** Shared proofs of the apiserver's current resourceVersion for consistent reads (cache/freshness-proof.ts). */
+  readonly freshness: FreshnessProofs;
 }
 
 /** One line of the verbose readiness report: a resource, and why it fails readiness if it does. */
@@ -168,7 +173,8 @@ export class ResourceCache {
           limits: { maxQueuedLines: w.watcherMaxQueuedLines, maxQueuedBytes: w.watcherMaxQueuedBytes },
         });
         const key = `${r.group}/${r.version}/${r.resource}`;
-        this.#byPath.set(key, { name, reflector, body, watch });
+        const freshness = new FreshnessProofs((signal) => this.#currentResourceVersion(type, signal), this.#stop.signal);
+        this.#byPath.set(key, { name, reflector, body, watch, freshness });
         this.#pending.delete(name);
         reflector.start();
         while (!this.#stopped && this.#byPath.get(key)?.reflector === reflector && !(await reflector.waitFor(1n, 60_000)));
@@ -235,6 +241,22 @@ export class ResourceCache {
     const body = await readBody(res.body, 32 << 20);
     if (res.statusCode !== 200) throw UpstreamStatusError.fromStatus(res.statusCode, body);
     return JSON.parse(body.toString('utf8')) as unknown;
+  }
+
+  /**
+   * The apiserver's current resourceVersion, as a consistent LIST with limit=1 (a quorum read of the
+   * etcd revision; the apiserver answers it from its watch cache once that has caught up) tells it,
+   * asked with the proxy's own credentials.
+   */
+  async #currentResourceVersion(type: ResourceType, stop: AbortSignal): Promise<bigint> {
+    const signal = AbortSignal.any([stop, AbortSignal.timeout(10_000)]);
+    const res = await this.#upstream.get(`${collectionPath(type)}?limit=1`, signal);
+    const body = await readBody(res.body, 64 << 20);
+    if (res.statusCode !== 200) throw UpstreamStatusError.fromStatus(res.statusCode, body);
+    const meta = record(JSON.parse(topLevelMember(body, 'metadata')?.toString('utf8') ?? 'null') as unknown);
+    const rv = parseResourceVersion(meta?.['resourceVersion']);
+    if (rv === undefined) throw new Error(`${collectionPath(type)}: the apiserver's list has no resourceVersion`);
+    return rv;
   }
 
   async #discover(r: CachedResourceConfig): Promise<ResourceType> {
