@@ -27,6 +27,8 @@ export interface CacheConfig {
    * read with the same credentials and attributes (0: every read is probed).
    */
   readonly authorizationTtlSeconds: number;
+  /** Who decides whether the cache may answer a client (proxy/local-access.ts). */
+  readonly authorization: AuthorizationConfig;
   /** Watches served from the cache: the event history kept for resuming, and each watcher's queue. */
   readonly watch: {
     readonly historyMaxEvents: number;
@@ -35,6 +37,24 @@ export interface CacheConfig {
     readonly watcherMaxQueuedBytes: number;
   };
 }
+
+/**
+ * `probe`: every cache-served read is first sent upstream (as a cheap probe) with the client's own
+ * credentials, and the apiserver's answer decides. `local`: the proxy asks the apiserver itself
+ * (TokenReview, SubjectAccessReview) and remembers the answers: allowed ones for
+ * `allowedTtlSeconds`, refusals for `deniedTtlSeconds` — the longest a revoked token or permission
+ * may still be honoured, or a new one still refused.
+ */
+export const AUTHORIZATION_MODES = ['probe', 'local'] as const;
+export type AuthorizationMode = (typeof AUTHORIZATION_MODES)[number];
+
+export interface AuthorizationConfig {
+  readonly mode: AuthorizationMode;
+  readonly allowedTtlSeconds: number;
+  readonly deniedTtlSeconds: number;
+}
+
+export const DEFAULT_AUTHORIZATION_CONFIG: AuthorizationConfig = { mode: 'probe', allowedTtlSeconds: 10, deniedTtlSeconds: 2 };
 
 export const DEFAULT_CACHED_RESOURCES: readonly CachedResourceConfig[] = [
   { group: '', version: 'v1', resource: 'pods', indexedFields: ['spec.nodeName'] },
@@ -53,6 +73,7 @@ export const DEFAULT_CACHE_CONFIG: CacheConfig = {
   staleAfterMs: 5000,
   snapshots: { maxSnapshots: 1000, maxBytes: 512 * 1024 * 1024, ttlSeconds: 300 },
   authorizationTtlSeconds: 0,
+  authorization: DEFAULT_AUTHORIZATION_CONFIG,
   watch: { historyMaxEvents: 10_000, historyMaxAgeSeconds: 300, watcherMaxQueuedLines: 10_000, watcherMaxQueuedBytes: 32 * 1024 * 1024 },
 };
 

@@ -1,6 +1,6 @@
 // The cache's options from flags and the config file (see --help), with errors naming the flag.
 import { ConfigError } from './errors.js';
-import { DEFAULT_CACHE_CONFIG, DEFAULT_CACHED_RESOURCES, parseResourceSpec, type CacheConfig, type CachedResourceConfig } from '../cache/config.js';
+import { AUTHORIZATION_MODES, DEFAULT_AUTHORIZATION_CONFIG, DEFAULT_CACHE_CONFIG, DEFAULT_CACHED_RESOURCES, parseResourceSpec, type CacheConfig, type CachedResourceConfig } from '../cache/config.js';
 import { resourceName } from '../cache/resource-type.js';
 
 export interface RawCacheOptions {
@@ -12,6 +12,9 @@ export interface RawCacheOptions {
   readonly snapshotTtlSeconds?: number | undefined;
   readonly authorizationTtlSeconds?: number | undefined;
   readonly staleAfterSeconds?: number | undefined;
+  readonly authorizationMode?: string | undefined;
+  readonly authorizationAllowedTtlSeconds?: number | undefined;
+  readonly authorizationDeniedTtlSeconds?: number | undefined;
 }
 
 /** The cache configuration, or undefined when caching is off (`--cache-resources none`). */
@@ -44,6 +47,8 @@ export function cacheConfigFrom(raw: RawCacheOptions): CacheConfig | undefined {
   };
   const pageSize = positive('--cache-page-size', raw.pageSize, DEFAULT_CACHE_CONFIG.pageSize, true);
   if (pageSize < 1) throw new ConfigError('--cache-page-size: must be at least 1');
+  const mode = raw.authorizationMode ?? DEFAULT_AUTHORIZATION_CONFIG.mode;
+  if (mode !== 'probe' && mode !== 'local') throw new ConfigError(`--authorization-mode: must be one of ${AUTHORIZATION_MODES.join(', ')}`);
   return {
     resources,
     pageSize,
@@ -53,5 +58,10 @@ export function cacheConfigFrom(raw: RawCacheOptions): CacheConfig | undefined {
     watch: DEFAULT_CACHE_CONFIG.watch,
     staleAfterMs: positive('--cache-stale-after', raw.staleAfterSeconds, DEFAULT_CACHE_CONFIG.staleAfterMs / 1000, false) * 1000,
     authorizationTtlSeconds: positive('--cache-authorization-ttl', raw.authorizationTtlSeconds, DEFAULT_CACHE_CONFIG.authorizationTtlSeconds, false),
+    authorization: {
+      mode,
+      allowedTtlSeconds: positive('--authorization-allowed-ttl', raw.authorizationAllowedTtlSeconds, DEFAULT_AUTHORIZATION_CONFIG.allowedTtlSeconds, false),
+      deniedTtlSeconds: positive('--authorization-denied-ttl', raw.authorizationDeniedTtlSeconds, DEFAULT_AUTHORIZATION_CONFIG.deniedTtlSeconds, false),
+    },
   };
 }

@@ -3,10 +3,11 @@
 import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { ConfigError } from './errors.js';
+import { AUTHORIZATION_MODES, type AuthorizationMode } from '../cache/config.js';
 import { flowControlConfigFrom } from './flow-control-source.js';
 import { BALANCE_POLICIES, isLogLevel, parseListen, LOG_LEVELS, type BalancePolicy, type ProxyOptions } from './options.js';
 
-type FieldType = 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds' | 'count' | 'flowControl' | 'boolean' | 'balance' | 'fraction';
+type FieldType = 'authorizationMode' | 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds' | 'count' | 'flowControl' | 'boolean' | 'balance' | 'fraction';
 
 const SCHEMA: Readonly<Record<string, FieldType>> = {
   kubeconfig: 'string',
@@ -27,6 +28,9 @@ const SCHEMA: Readonly<Record<string, FieldType>> = {
   cacheFreshnessWaitSeconds: 'seconds',
   cacheSnapshotTtlSeconds: 'seconds',
   cacheAuthorizationTtlSeconds: 'seconds',
+  authorizationMode: 'authorizationMode',
+  authorizationAllowedTtlSeconds: 'seconds',
+  authorizationDeniedTtlSeconds: 'seconds',
   flowControl: 'flowControl',
   cacheStaleAfterSeconds: 'seconds',
   upstreamDiscovery: 'boolean',
@@ -54,6 +58,9 @@ export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOpt
   cacheFreshnessWaitSeconds?: number;
   cacheSnapshotTtlSeconds?: number;
   cacheAuthorizationTtlSeconds?: number;
+  authorizationMode?: AuthorizationMode;
+  authorizationAllowedTtlSeconds?: number;
+  authorizationDeniedTtlSeconds?: number;
 };
 
 function check(file: string, key: string, type: FieldType, v: unknown): ConfigFileOptions[keyof ConfigFileOptions] {
@@ -81,6 +88,8 @@ function check(file: string, key: string, type: FieldType, v: unknown): ConfigFi
       return typeof v === 'boolean' ? v : fail('must be true or false');
     case 'balance':
       return typeof v === 'string' && (BALANCE_POLICIES as readonly string[]).includes(v) ? v as BalancePolicy : fail(`must be one of ${BALANCE_POLICIES.join(', ')}`);
+    case 'authorizationMode':
+      return typeof v === 'string' && (AUTHORIZATION_MODES as readonly string[]).includes(v) ? v as AuthorizationMode : fail(`must be one of ${AUTHORIZATION_MODES.join(', ')}`);
     case 'fraction':
       return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1 ? v : fail('must be a number from 0 to 1');
     case 'flowControl':

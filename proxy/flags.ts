@@ -56,6 +56,15 @@ Cache (LIST and GET resourceVersion=0 answered from watch-fed memory, same answe
   --cache-authorization-ttl SEC  let an allowed probe stand in for later ones of the same client and
                                request for resourceVersion=0 reads, trading up to SEC of revocation delay
                                for fewer apiserver round trips (default 0: every read is probed)
+Authorization of cache-served reads (see the README, "Authorization modes"):
+  --authorization-mode MODE    probe: each read is authorized by a request upstream with the client's own
+                               credentials (default); local: by TokenReview and SubjectAccessReview sent
+                               with the proxy's credentials, their answers remembered for the TTLs below
+  --authorization-allowed-ttl SEC  local mode: how long an authenticated token and an allowed decision are
+                               remembered, the longest a revoked token or permission may still be
+                               honoured (default 10)
+  --authorization-denied-ttl SEC  local mode: how long a refusal is remembered, the longest a new token or
+                               permission may still be refused (default 2)
 Flow control (multi-level limits, fair queues, 429 with a dynamic Retry-After):
   --flow-control-config FILE   YAML file with the flow-control configuration (the same as the flowControl
                                section of --config); reloaded when it changes and on SIGHUP
@@ -66,7 +75,8 @@ Other:
                                clientCaFile, writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds,
                                cacheResources, cacheIndexedFields (lists), cachePageSize,
                                cacheBookmarkIntervalSeconds, cacheFreshnessWaitSeconds, cacheSnapshotTtlSeconds,
-                               cacheAuthorizationTtlSeconds, cacheStaleAfterSeconds, flowControl,
+                               cacheAuthorizationTtlSeconds, cacheStaleAfterSeconds, authorizationMode,
+                               authorizationAllowedTtlSeconds, authorizationDeniedTtlSeconds, flowControl,
                                upstreamDiscovery, upstreamBalance, upstreamHealthIntervalSeconds,
                                upstreamConnectionMaxAgeSeconds, forwardedWatchMaxAgeSeconds,
                                clientConnectionMaxAgeSeconds, maxAgeJitter);
@@ -98,6 +108,9 @@ export const FLAGS = {
   'cache-freshness-wait': { type: 'string' },
   'cache-snapshot-ttl': { type: 'string' },
   'cache-authorization-ttl': { type: 'string' },
+  'authorization-mode': { type: 'string' },
+  'authorization-allowed-ttl': { type: 'string' },
+  'authorization-denied-ttl': { type: 'string' },
   'flow-control-config': { type: 'string' },
   'cache-stale-after': { type: 'string' },
   'upstream-discovery': { type: 'boolean' },
@@ -164,6 +177,9 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     snapshotTtlSeconds: num('--cache-snapshot-ttl', v['cache-snapshot-ttl']) ?? file.cacheSnapshotTtlSeconds,
     authorizationTtlSeconds: num('--cache-authorization-ttl', v['cache-authorization-ttl']) ?? file.cacheAuthorizationTtlSeconds,
     staleAfterSeconds: num('--cache-stale-after', v['cache-stale-after']) ?? file.cacheStaleAfterSeconds,
+    authorizationMode: v['authorization-mode'] ?? file.authorizationMode,
+    authorizationAllowedTtlSeconds: num('--authorization-allowed-ttl', v['authorization-allowed-ttl']) ?? file.authorizationAllowedTtlSeconds,
+    authorizationDeniedTtlSeconds: num('--authorization-denied-ttl', v['authorization-denied-ttl']) ?? file.authorizationDeniedTtlSeconds,
   });
   const balance = v['upstream-balance'] ?? file.upstreamBalance ?? DEFAULT_BACKEND_OPTIONS.balance;
   if (!isBalancePolicy(balance)) throw new ConfigError(`--upstream-balance: must be one of ${BALANCE_POLICIES.join(', ')}`);

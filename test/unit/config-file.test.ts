@@ -149,6 +149,10 @@ test('wrong types and values: the message names the field', () => {
     ['shutdownGracePeriodSeconds: .inf', 'shutdownGracePeriodSeconds', /must be a number of seconds >= 0/],
     ['shutdownGracePeriodSeconds: .nan', 'shutdownGracePeriodSeconds', /must be a number of seconds >= 0/],
     ['shutdownGracePeriodSeconds: null', 'shutdownGracePeriodSeconds', /must be a number of seconds >= 0/],
+    ['authorizationMode: webhook', 'authorizationMode', /must be one of probe, local/],
+    ['authorizationMode: 1', 'authorizationMode', /must be one of probe, local/],
+    ['authorizationAllowedTtlSeconds: -1', 'authorizationAllowedTtlSeconds', /must be a number of seconds >= 0/],
+    ['authorizationDeniedTtlSeconds: 2s', 'authorizationDeniedTtlSeconds', /must be a number of seconds >= 0/],
   ];
   for (const [text, field, msg] of cases) fails(`${text}\n`, new RegExp(`field "${field}" ${msg.source}`));
   // JSON too.
@@ -165,4 +169,9 @@ test('loadConfigFile reads the file; a missing or unreadable one names it', () =
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'logLevel: loud\n');
   assert.throws(() => loadConfigFile(bad), (err: unknown) => err instanceof ConfigError && err.message === `--config ${bad}: field "logLevel" must be one of trace, debug, info, warn, error, fatal, silent`);
+});
+
+test('authorization fields', () => {
+  assert.deepEqual(parseConfigText('a.yaml', 'authorizationMode: local\nauthorizationAllowedTtlSeconds: 2.5\nauthorizationDeniedTtlSeconds: 0\n'),
+    { authorizationMode: 'local', authorizationAllowedTtlSeconds: 2.5, authorizationDeniedTtlSeconds: 0 });
 });

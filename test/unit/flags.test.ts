@@ -100,6 +100,9 @@ test('every flag sets its option (both --flag value and --flag=value)', () => {
     [['--client-connection-max-age', '90'], { backends: { ...DEFAULT_BACKEND_OPTIONS, clientConnectionMaxAgeSeconds: 90 } }],
     [['--max-age-jitter', '0'], { backends: { ...DEFAULT_BACKEND_OPTIONS, maxAgeJitter: 0 } }],
     [['--cache-stale-after', '2'], { cache: cacheConfigFrom({ staleAfterSeconds: 2 }) }],
+    [['--authorization-mode', 'local'], { cache: cacheConfigFrom({ authorizationMode: 'local' }) }],
+    [['--authorization-allowed-ttl=3'], { cache: cacheConfigFrom({ authorizationAllowedTtlSeconds: 3 }) }],
+    [['--authorization-denied-ttl', '0.5'], { cache: cacheConfigFrom({ authorizationDeniedTtlSeconds: 0.5 }) }],
   ];
   for (const [argv, want] of cases) assert.deepEqual(options(argv), { ...DEFAULTS, ...want }, argv.join(' '));
 });
@@ -303,4 +306,18 @@ test('--flow-control-config: the file is the flowControl section; a bad one name
   fails(['--flow-control-config', file('bad-flow.yaml', 'global:\n  cache:\n    queue: { maxWaitSeconds: -1 }\n')],
     /^--flow-control-config .*bad-flow\.yaml: field "flowControl\.global\.cache\.queue\.maxWaitSeconds" must be a number >= 0$/);
   fails(['--config', file('bad-section.yaml', 'flowControl: [1]\n')], /^--config .*bad-section\.yaml: field "flowControl" must be a mapping$/);
+});
+
+test('authorization mode: probe by default, local on request, TTLs; errors name the flag or field', () => {
+  const def = options([]).cache;
+  assert.deepEqual(def?.authorization, { mode: 'probe', allowedTtlSeconds: 10, deniedTtlSeconds: 2 });
+  const local = options(['--authorization-mode', 'local', '--authorization-allowed-ttl', '2', '--authorization-denied-ttl', '1']).cache;
+  assert.deepEqual(local?.authorization, { mode: 'local', allowedTtlSeconds: 2, deniedTtlSeconds: 1 });
+  fails(['--authorization-mode', 'webhook'], /--authorization-mode: must be one of probe, local/);
+  fails(['--authorization-allowed-ttl', '-1'], /--authorization-allowed-ttl/);
+  fails(['--authorization-denied-ttl', 'x'], /--authorization-denied-ttl/);
+  const cfg = file('authz.yaml', 'authorizationMode: local\nauthorizationAllowedTtlSeconds: 4\nauthorizationDeniedTtlSeconds: 1\n');
+  assert.deepEqual(options(['--config', cfg]).cache?.authorization, { mode: 'local', allowedTtlSeconds: 4, deniedTtlSeconds: 1 });
+  // Flags override the file, field by field.
+  assert.deepEqual(options(['--config', cfg, '--authorization-mode', 'probe']).cache?.authorization, { mode: 'probe', allowedTtlSeconds: 4, deniedTtlSeconds: 1 });
 });
