@@ -20,6 +20,10 @@ export interface CacheMetrics extends ReflectorMetrics {
   /** A read the cache served, and which index chose its candidates. */
   served(resource: string, verb: string, index: string): void;
   freshnessWait(resource: string, outcome: 'fresh' | 'timeout', seconds: number): void;
+  /** A consistent read asked the resource's shared freshness proofs for a target (cache/freshness-proof.ts). */
+  freshnessRead(resource: string): void;
+  /** A shared freshness probe was sent upstream for the resource. */
+  freshnessProbe(resource: string): void;
 }
 
 export interface WatchMetrics {
@@ -49,6 +53,8 @@ export function createCacheMetrics(registry: Registry): CacheMetrics & WatchMetr
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5],
     registers,
   });
+  const proofReads = new Counter({ name: 'kube_cache_proxy_freshness_reads_total', help: 'Consistent reads that asked the resource\'s shared freshness proofs for a resourceVersion to reach.', labelNames: ['resource'] as const, registers });
+  const probes = new Counter({ name: 'kube_cache_proxy_freshness_probes_total', help: 'Shared freshness probes sent upstream (a consistent LIST with limit=1, the proxy\'s own credentials), per resource: at most one in flight, shared by the reads that arrived before it started.', labelNames: ['resource'] as const, registers });
   const watchers = new Gauge({ name: 'kube_cache_proxy_cache_watchers', help: 'Client watches served from the cache, per resource.', labelNames: ['resource'] as const, registers });
   const closed = new Counter({ name: 'kube_cache_proxy_cache_watchers_closed_total', help: 'Client watches served from the cache that ended, by reason (timeout, client, slow, shutdown).', labelNames: ['resource', 'reason'] as const, registers });
   const delivered = new Counter({ name: 'kube_cache_proxy_cache_watch_lines_total', help: 'Events and bookmarks queued to client watches served from the cache.', labelNames: ['resource'] as const, registers });
@@ -96,6 +102,12 @@ export function createCacheMetrics(registry: Registry): CacheMetrics & WatchMetr
     },
     freshnessWait(resource, outcome, seconds) {
       wait.observe({ resource, outcome }, seconds);
+    },
+    freshnessRead(resource) {
+      proofReads.inc({ resource });
+    },
+    freshnessProbe(resource) {
+      probes.inc({ resource });
     },
   };
 }

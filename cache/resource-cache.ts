@@ -101,7 +101,10 @@ export class ResourceCache {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stop.abort();
-    for (const c of this.#byPath.values()) c.watch.stop();
+    for (const c of this.#byPath.values()) {
+      c.watch.stop();
+      c.freshness.stop();
+    }
     await Promise.all([...this.#byPath.values()].map((c) => c.reflector.stop()));
   }
 
@@ -173,7 +176,10 @@ export class ResourceCache {
           limits: { maxQueuedLines: w.watcherMaxQueuedLines, maxQueuedBytes: w.watcherMaxQueuedBytes },
         });
         const key = `${r.group}/${r.version}/${r.resource}`;
-        const freshness = new FreshnessProofs((signal) => this.#currentResourceVersion(type, signal), this.#stop.signal);
+        const freshness = new FreshnessProofs((signal) => this.#currentResourceVersion(type, signal), this.#stop.signal, {
+          read: () => this.metrics.freshnessRead(name),
+          probe: () => this.metrics.freshnessProbe(name),
+        });
         this.#byPath.set(key, { name, reflector, body, watch, freshness });
         this.#pending.delete(name);
         reflector.start();
@@ -220,6 +226,7 @@ export class ResourceCache {
       if (!answeredNo(err) || this.#stopped || !c) return;
       this.#byPath.delete(key);
       c.watch.stop();
+      c.freshness.stop();
       void c.reflector.stop();
       this.#log.warn({ resource: name, err: String(err) }, 'resource no longer served: its cache is dropped, its reads are forwarded; retrying discovery in the background');
       this.#notCached.set(name, why(err));
