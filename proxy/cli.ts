@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   let reload = () => {};
   process.on('SIGHUP', () => reload());
 
-  // The server's modules (client-node, fastify, …) are loaded only now: --help and flag errors stay quick.
+  // The server's modules (fastify, undici, …) are loaded only now: --help and flag errors stay quick.
   const { runProxy } = await import('./main.js');
   const proxy = await runProxy(o, log);
   let stopping = false;

@@ -1,44 +1,27 @@
 // The proxy's view of its cluster: which apiservers, how to trust them, and its own credentials,
-// read from a kubeconfig (or the in-cluster service account) through @kubernetes/client-node.
+// read from a kubeconfig or the in-cluster service account (kubeconfig.ts, kube-credentials.ts).
 import { X509Certificate } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import type { RequestOptions } from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { BackendSet, type BackendUrl, type ProxyCredentials } from './upstream.js';
 import { parseBackendUrl } from './backend.js';
 import type { BackendMetrics } from './backend-metrics.js';
 import { jitteredMs, type BackendOptions } from './options.js';
 import { ConfigError } from './errors.js';
+import { loadKubeConfig, type KubeConfig } from './kubeconfig.js';
+import { KubeCredentialSource } from './kube-credentials.js';
 
-const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+export { loadKubeConfig, type KubeConfig };
 
-export function loadKubeConfig(opts: { kubeconfig?: string | undefined; context?: string | undefined }): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-    else if (process.env['KUBERNETES_SERVICE_HOST'] && existsSync(IN_CLUSTER_TOKEN) && !process.env['KUBECONFIG']) kc.loadFromCluster();
-    else kc.loadFromDefault();
-  } catch (err) {
-    throw new ConfigError(`--kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  if (opts.context) {
-    if (!kc.getContextObject(opts.context)) throw new ConfigError(`--context: context "${opts.context}" not found in the kubeconfig`);
-    kc.setCurrentContext(opts.context);
-  }
-  if (!kc.getCurrentCluster()) throw new ConfigError('--kubeconfig: the current context has no cluster');
-  return kc;
-}
-
-/** Refreshes the proxy's own token from the kubeconfig (exec plugins, rotated token files). */
+/** Keeps the proxy's own token current: token files re-read, exec plugins re-run near expiry. */
 class KubeConfigCredentials implements ProxyCredentials {
-  readonly #kc: KubeConfig;
+  readonly #source: KubeCredentialSource;
   #authorization: string | undefined;
   readonly #certIdentity: CertIdentity | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(kc: KubeConfig, authorization: string | undefined, certIdentity: CertIdentity | undefined) {
-    this.#kc = kc;
+  constructor(source: KubeCredentialSource, authorization: string | undefined, certIdentity: CertIdentity | undefined) {
+    this.#source = source;
     this.#authorization = authorization;
     this.#certIdentity = certIdentity;
   }
@@ -53,7 +36,7 @@ class KubeConfigCredentials implements ProxyCredentials {
 
   startRefresh(intervalMs: number, onError: (err: unknown) => void): void {
     this.#timer = setInterval(() => {
-      applied(this.#kc).then((o) => { this.#authorization = o.authorization; }, onError);
+      this.#source.refresh().then((c) => { this.#authorization = c.authorization; }, onError);
     }, intervalMs);
     this.#timer.unref();
   }
@@ -61,28 +44,6 @@ class KubeConfigCredentials implements ProxyCredentials {
   stop(): void {
     clearInterval(this.#timer);
   }
-}
-
-interface Applied {
-  readonly options: RequestOptions;
-  readonly authorization: string | undefined;
-}
-
-async function applied(kc: KubeConfig): Promise<Applied> {
-  const options: RequestOptions = {};
-  await kc.applyToHTTPSOptions(options);
-  const h = options.headers;
-  let authorization: string | undefined;
-  if (h && !isHeaderList(h)) {
-    const v = h['Authorization'] ?? h['authorization'];
-    if (typeof v === 'string') authorization = v;
-  }
-  if (!authorization && typeof options.auth === 'string') authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
-  return { options, authorization };
-}
-
-function isHeaderList(h: unknown): h is readonly string[] {
-  return Array.isArray(h);
 }
 
 interface CertIdentity {
@@ -107,10 +68,6 @@ function certIdentity(cert: Pem): CertIdentity | undefined {
 }
 
 type Pem = string | Buffer | undefined;
-function pem(v: unknown): Pem {
-  if (typeof v === 'string' || Buffer.isBuffer(v)) return v;
-  return undefined;
-}
 
 export interface Upstreams {
   readonly set: BackendSet;
@@ -119,13 +76,22 @@ export interface Upstreams {
 
 /** The --upstream URLs (or the kubeconfig's server) as backends; a bad one is a ConfigError. */
 export function backendUrls(kc: KubeConfig, urls: readonly string[]): BackendUrl[] {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new ConfigError('--kubeconfig: the current context has no cluster');
-  return (urls.length > 0 ? urls : [cluster.server]).map((s) => {
+  return (urls.length > 0 ? urls : [kc.cluster.server]).map((s) => {
     const u = parseBackendUrl(s);
     if (typeof u === 'string') throw new ConfigError(`--upstream: ${u}`);
     return u;
   });
+}
+
+function caBundle(kc: KubeConfig): Buffer | undefined {
+  const c = kc.cluster;
+  if (c.caData) return c.caData;
+  if (!c.caFile) return undefined;
+  try {
+    return readFileSync(c.caFile);
+  } catch (err) {
+    throw new ConfigError(`--kubeconfig: certificate-authority ${c.caFile}: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** Builds the backend set: the given URLs, or the kubeconfig's server, with its TLS and credentials. */
@@ -135,11 +101,16 @@ export async function buildUpstreams(kc: KubeConfig, urls: readonly string[], o:
   readonly metrics: BackendMetrics;
   readonly onRefreshError: (err: unknown) => void;
 }): Promise<Upstreams> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new ConfigError('--kubeconfig: the current context has no cluster');
-  const { options, authorization } = await applied(kc);
+  const source = new KubeCredentialSource(kc.user, kc.cluster);
+  let first;
+  try {
+    first = await source.refresh();
+  } catch (err) {
+    throw new ConfigError(`--kubeconfig: user of context "${kc.contextName}": ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const ca = caBundle(kc);
   const backends = backendUrls(kc, urls);
-  const creds = new KubeConfigCredentials(kc, authorization, certIdentity(pem(options.cert)));
+  const creds = new KubeConfigCredentials(source, first.authorization, certIdentity(first.cert));
   creds.startRefresh(60_000, o.onRefreshError);
   const set = new BackendSet(backends, {
     balance: o.backends.balance,
@@ -147,11 +118,12 @@ export async function buildUpstreams(kc: KubeConfig, urls: readonly string[], o:
     // The jitter is drawn per connection (backend.ts); this is the base age.
     connectionAge: { maxAgeMs: jitteredMs(o.backends.connectionMaxAgeSeconds, 0), jitter: o.backends.maxAgeJitter },
     tls: {
-      ca: pem(options.ca),
-      cert: pem(options.cert),
-      key: pem(options.key),
-      servername: cluster.tlsServerName,
-      rejectUnauthorized: !cluster.skipTLSVerify,
+      ca: kc.cluster.insecureSkipTlsVerify ? undefined : ca,
+      // A plugin's client certificate is the one it gave at start: connections are not re-keyed.
+      cert: first.cert,
+      key: first.key,
+      servername: kc.cluster.tlsServerName,
+      rejectUnauthorized: !kc.cluster.insecureSkipTlsVerify,
     },
     credentials: creds,
     log: o.log,

@@ -1,30 +1,25 @@
 // --write-kubeconfig: a kubeconfig that sends a client to the proxy with the source context's
 // credentials, trusting the proxy's serving certificate.
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { basename, dirname, join } from 'node:path';
+import type { KubeConfig } from './kubeconfig.js';
 
-function record(v: unknown): Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-}
+/**
+ * The user's fields carried over, in the order the written file has always had them; the loader
+ * made file references absolute (a kubeconfig's relative paths are relative to the kubeconfig file,
+ * which is elsewhere now). A token file stays a token file: kubectl re-reads it as it rotates.
+ */
+const USER_FIELDS = ['as', 'client-certificate-data', 'client-certificate', 'exec', 'client-key-data', 'client-key', 'token', 'token-file', 'password', 'username'];
 
 export function proxyKubeconfig(kc: KubeConfig, proxyUrl: string, caPem: string | Buffer): string {
-  const exported = record(JSON.parse(kc.exportConfig()) as unknown);
-  const contextName = kc.getCurrentContext();
-  const ctx = kc.getContextObject(contextName);
-  const users = Array.isArray(exported['users']) ? exported['users'].map(record) : [];
-  const user = users.find((u) => u['name'] === ctx?.user);
   const userBody: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(record(user?.['user']))) if (v !== undefined && v !== null) userBody[k] = v;
-  // client-node leaves these relative to the working directory when --kubeconfig was a relative path,
-  // but a kubeconfig's relative paths are relative to the kubeconfig file, which is elsewhere now.
-  for (const k of ['client-certificate', 'client-key']) {
-    const v = userBody[k];
-    if (typeof v === 'string' && v !== '') userBody[k] = resolve(v);
+  for (const k of USER_FIELDS) {
+    const v = kc.user.raw[k];
+    if (v !== undefined && v !== null) userBody[k] = v;
   }
-  const name = `kube-cache-proxy-${contextName || 'default'}`;
+  const name = `kube-cache-proxy-${kc.contextName || 'default'}`;
   const context: Record<string, string> = { cluster: name, user: name };
-  if (ctx?.namespace) context['namespace'] = ctx.namespace;
+  if (kc.namespace) context['namespace'] = kc.namespace;
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Config',
