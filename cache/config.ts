@@ -1,4 +1,5 @@
 // Which resources the cache holds, how, and how long reads may wait for it.
+import type { QuietPolicy } from './quiet-resources.js';
 
 export interface CachedResourceConfig {
   readonly group: string;
@@ -14,8 +15,17 @@ export interface CacheConfig {
   readonly pageSize: number;
   /** How often a quiet resource gets a bookmark (by rotating its upstream watch). */
   readonly bookmarkIntervalSeconds: number;
-  /** How long a read may wait for the cache to reach the resourceVersion it needs; then it is forwarded. */
+  /**
+   * How long a watch may wait for the cache to reach the resourceVersion it needs; then it is
+   * forwarded. (LISTs: readFreshness.)
+   */
   readonly freshnessBudgetMs: number;
+  /**
+   * LISTs that need a resourceVersion (consistent, or not older than the client's): how long they
+   * may wait for the cache to reach it, and after how long without an event a resource behind it is
+   * predicted quiet and its reads forwarded at once (cache/quiet-resources.ts).
+   */
+  readonly readFreshness: QuietPolicy;
   /**
    * A resource whose watch cannot be re-established stops answering resourceVersion=0 reads and
    * new watches from its store once it has been out of touch with the apiservers this long.
@@ -70,6 +80,7 @@ export const DEFAULT_CACHE_CONFIG: CacheConfig = {
   pageSize: 500,
   bookmarkIntervalSeconds: 0.5,
   freshnessBudgetMs: 3000,
+  readFreshness: { budgetMs: 100, quietAfterMs: 1000 },
   staleAfterMs: 5000,
   snapshots: { maxSnapshots: 1000, maxBytes: 512 * 1024 * 1024, ttlSeconds: 300 },
   authorizationTtlSeconds: 0,

@@ -1,9 +1,11 @@
 // The cache's answer to one read: wait (bounded) until the store has the resourceVersion the read
-// needs, then select and page. Any "no" is a reason to forward the read to the apiserver.
+// needs — unless the resource is predicted quiet (quiet-resources.ts) — then select and page. Any
+// "no" is a reason to forward the read to the apiserver.
 import type { CachedResource, ResourceCache } from './resource-cache.js';
 import type { ListOptions } from './list-options.js';
 import type { Page } from './snapshots.js';
 import type { StoredObject } from './stored-object.js';
+import { planFreshness } from './quiet-resources.js';
 
 export type ListAnswer =
   | { readonly kind: 'page'; readonly page: Page }
@@ -36,7 +38,7 @@ export async function readList(cache: ResourceCache, cr: CachedResource, o: List
   const target = o.mode.kind === 'consistent' ? probeRV : o.mode.kind === 'notOlderThan' ? o.mode.rv : undefined;
   if (target !== undefined) {
     const fresh = await waitFresh(cache, cr, target);
-    if (!fresh) return { kind: 'forward', reason: 'rv_wait_timeout' };
+    if (fresh !== 'fresh') return { kind: 'forward', reason: fresh === 'quiet' ? 'quiet' : 'rv_wait_timeout' };
   }
   const store = r.store;
   if (!store) return { kind: 'forward', reason: 'not_synced' };
@@ -55,14 +57,20 @@ export function readObject(cache: ResourceCache, cr: CachedResource, namespace: 
   return o ? { kind: 'object', object: o } : { kind: 'notFound' };
 }
 
-async function waitFresh(cache: ResourceCache, cr: CachedResource, rv: bigint): Promise<boolean> {
+/**
+ * Waits (bounded) until the store has reached `rv`; a resource predicted quiet is not waited for
+ * (cache/quiet-resources.ts): its read is forwarded at once.
+ */
+async function waitFresh(cache: ResourceCache, cr: CachedResource, rv: bigint): Promise<'fresh' | 'quiet' | 'timeout'> {
   const r = cr.reflector;
-  if (r.resourceVersion >= rv) {
+  const plan = planFreshness(r.resourceVersion, rv, cr.activity.idleMs(), cache.config.readFreshness);
+  if (plan.kind === 'fresh') {
     cache.metrics.freshnessWait(cr.name, 'fresh', 0);
-    return true;
+    return 'fresh';
   }
+  if (plan.kind === 'quiet') return 'quiet';
   const started = process.hrtime.bigint();
-  const ok = await r.waitFor(rv, cache.config.freshnessBudgetMs);
+  const ok = await r.waitFor(rv, plan.budgetMs);
   cache.metrics.freshnessWait(cr.name, ok ? 'fresh' : 'timeout', Number(process.hrtime.bigint() - started) / 1e9);
-  return ok;
+  return ok ? 'fresh' : 'timeout';
 }

@@ -14,6 +14,7 @@ import { apiVersionOf, collectionPath, resourceName, type ResourceType } from '.
 import { SnapshotStore } from './snapshots.js';
 import { WatchCache } from './watch-cache.js';
 import { FreshnessProofs } from './freshness-proof.js';
+import { ResourceActivity } from './quiet-resources.js';
 import { topLevelMember } from './json-scan.js';
 import { parseResourceVersion } from './resource-version.js';
 import { fieldSetFor } from '../indexes/selectable-fields.js';
@@ -29,6 +30,8 @@ export interface CachedResource {
   readonly watch: WatchCache;
   /** Shared proofs of the apiserver's current resourceVersion for consistent reads (cache/freshness-proof.ts). */
   readonly freshness: FreshnessProofs;
+  /** When the resource last changed: whether a read behind is worth waiting for (cache/quiet-resources.ts). */
+  readonly activity: ResourceActivity;
 }
 
 /** One line of the verbose readiness report: a resource, and why it fails readiness if it does. */
@@ -180,7 +183,9 @@ export class ResourceCache {
           read: () => this.metrics.freshnessRead(name),
           probe: () => this.metrics.freshnessProbe(name),
         });
-        this.#byPath.set(key, { name, reflector, body, watch, freshness });
+        const activity = new ResourceActivity();
+        reflector.onEvent(() => activity.event());
+        this.#byPath.set(key, { name, reflector, body, watch, freshness, activity });
         this.#pending.delete(name);
         reflector.start();
         while (!this.#stopped && this.#byPath.get(key)?.reflector === reflector && !(await reflector.waitFor(1n, 60_000)));

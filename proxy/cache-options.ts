@@ -9,6 +9,8 @@ export interface RawCacheOptions {
   readonly pageSize?: number | undefined;
   readonly bookmarkIntervalSeconds?: number | undefined;
   readonly freshnessWaitSeconds?: number | undefined;
+  readonly freshnessBudgetSeconds?: number | undefined;
+  readonly quietAfterSeconds?: number | undefined;
   readonly snapshotTtlSeconds?: number | undefined;
   readonly authorizationTtlSeconds?: number | undefined;
   readonly staleAfterSeconds?: number | undefined;
@@ -54,6 +56,10 @@ export function cacheConfigFrom(raw: RawCacheOptions): CacheConfig | undefined {
     pageSize,
     bookmarkIntervalSeconds: positive('--cache-bookmark-interval', raw.bookmarkIntervalSeconds, DEFAULT_CACHE_CONFIG.bookmarkIntervalSeconds, false),
     freshnessBudgetMs: positive('--cache-freshness-wait', raw.freshnessWaitSeconds, DEFAULT_CACHE_CONFIG.freshnessBudgetMs / 1000, false) * 1000,
+    readFreshness: {
+      budgetMs: positive('--cache-freshness-budget', raw.freshnessBudgetSeconds, DEFAULT_CACHE_CONFIG.readFreshness.budgetMs / 1000, false) * 1000,
+      quietAfterMs: positive('--cache-quiet-after', raw.quietAfterSeconds, DEFAULT_CACHE_CONFIG.readFreshness.quietAfterMs / 1000, false) * 1000,
+    },
     snapshots: { ...DEFAULT_CACHE_CONFIG.snapshots, ttlSeconds: positive('--cache-snapshot-ttl', raw.snapshotTtlSeconds, DEFAULT_CACHE_CONFIG.snapshots.ttlSeconds, false) },
     watch: DEFAULT_CACHE_CONFIG.watch,
     staleAfterMs: positive('--cache-stale-after', raw.staleAfterSeconds, DEFAULT_CACHE_CONFIG.staleAfterMs / 1000, false) * 1000,

@@ -26,6 +26,8 @@ const SCHEMA: Readonly<Record<string, FieldType>> = {
   cachePageSize: 'count',
   cacheBookmarkIntervalSeconds: 'seconds',
   cacheFreshnessWaitSeconds: 'seconds',
+  cacheFreshnessBudgetSeconds: 'seconds',
+  cacheQuietAfterSeconds: 'seconds',
   cacheSnapshotTtlSeconds: 'seconds',
   cacheAuthorizationTtlSeconds: 'seconds',
   authorizationMode: 'authorizationMode',
@@ -56,6 +58,8 @@ export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOpt
   cachePageSize?: number;
   cacheBookmarkIntervalSeconds?: number;
   cacheFreshnessWaitSeconds?: number;
+  cacheFreshnessBudgetSeconds?: number;
+  cacheQuietAfterSeconds?: number;
   cacheSnapshotTtlSeconds?: number;
   cacheAuthorizationTtlSeconds?: number;
   authorizationMode?: AuthorizationMode;

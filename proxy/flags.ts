@@ -49,7 +49,11 @@ Cache (LIST and GET resourceVersion=0 answered from watch-fed memory, same answe
   --cache-indexed-fields LIST  resource=field,... with an index of their own (default pods=spec.nodeName)
   --cache-page-size N          page size of the cache's own LISTs (default 500)
   --cache-bookmark-interval SEC  how often a quiet resource proves freshness with a short watch (default 0.5; 0: never)
-  --cache-freshness-wait SEC   how long a read may wait for the cache to catch up, then it is forwarded (default 3)
+  --cache-freshness-wait SEC   how long a watch may wait for the cache to catch up, then it is forwarded (default 3)
+  --cache-freshness-budget SEC  how long a consistent LIST may wait for the cache to catch up, then it is
+                               forwarded (default 0.1)
+  --cache-quiet-after SEC      a resource behind with no event for SEC is predicted quiet: its consistent
+                               LISTs are forwarded at once instead of waiting for a bookmark (default 1; 0: never)
   --cache-snapshot-ttl SEC     how long continue tokens of paged lists stay valid (default 300)
   --cache-stale-after SEC      a resource whose watch cannot be re-established stops answering
                                resourceVersion=0 reads and new watches from memory after SEC (default 5)
@@ -74,7 +78,8 @@ Other:
                                (kubeconfig, context, upstreams, listen, tlsCertFile, tlsPrivateKeyFile,
                                clientCaFile, writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds,
                                cacheResources, cacheIndexedFields (lists), cachePageSize,
-                               cacheBookmarkIntervalSeconds, cacheFreshnessWaitSeconds, cacheSnapshotTtlSeconds,
+                               cacheBookmarkIntervalSeconds, cacheFreshnessWaitSeconds, cacheFreshnessBudgetSeconds,
+                               cacheQuietAfterSeconds, cacheSnapshotTtlSeconds,
                                cacheAuthorizationTtlSeconds, cacheStaleAfterSeconds, authorizationMode,
                                authorizationAllowedTtlSeconds, authorizationDeniedTtlSeconds, flowControl,
                                upstreamDiscovery, upstreamBalance, upstreamHealthIntervalSeconds,
@@ -106,6 +111,8 @@ export const FLAGS = {
   'cache-page-size': { type: 'string' },
   'cache-bookmark-interval': { type: 'string' },
   'cache-freshness-wait': { type: 'string' },
+  'cache-freshness-budget': { type: 'string' },
+  'cache-quiet-after': { type: 'string' },
   'cache-snapshot-ttl': { type: 'string' },
   'cache-authorization-ttl': { type: 'string' },
   'authorization-mode': { type: 'string' },
@@ -174,6 +181,8 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     pageSize: num('--cache-page-size', v['cache-page-size']) ?? file.cachePageSize,
     bookmarkIntervalSeconds: num('--cache-bookmark-interval', v['cache-bookmark-interval']) ?? file.cacheBookmarkIntervalSeconds,
     freshnessWaitSeconds: num('--cache-freshness-wait', v['cache-freshness-wait']) ?? file.cacheFreshnessWaitSeconds,
+    freshnessBudgetSeconds: num('--cache-freshness-budget', v['cache-freshness-budget']) ?? file.cacheFreshnessBudgetSeconds,
+    quietAfterSeconds: num('--cache-quiet-after', v['cache-quiet-after']) ?? file.cacheQuietAfterSeconds,
     snapshotTtlSeconds: num('--cache-snapshot-ttl', v['cache-snapshot-ttl']) ?? file.cacheSnapshotTtlSeconds,
     authorizationTtlSeconds: num('--cache-authorization-ttl', v['cache-authorization-ttl']) ?? file.cacheAuthorizationTtlSeconds,
     staleAfterSeconds: num('--cache-stale-after', v['cache-stale-after']) ?? file.cacheStaleAfterSeconds,
