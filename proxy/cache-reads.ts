@@ -3,7 +3,8 @@
 // returned exactly as the apiserver wrote it — and gives the resourceVersion a consistent read must
 // reach. Every "no" forwards the original request.
 import type { ClientRequest, ClientResponse } from './client-http.js';
-import { createGzip } from 'node:zlib';
+import { createGunzip, createGzip } from 'node:zlib';
+import type { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RequestInfo } from './request-info.js';
 import type { ProxyContext } from './context.js';
@@ -14,13 +15,14 @@ import { sendStatus } from './status.js';
 import { acceptsGzip, jsonAnswerRefusal, wantsPretty } from './content-negotiation.js';
 import { isForward, parseListOptions } from '../cache/list-options.js';
 import { listScope, readList, readObject } from '../cache/reads.js';
-import { listBody, listBodySize, objectBody } from '../cache/list-body.js';
+import { gzipListBody, gzipListBodySize, listBodySize, objectBody, type BodyType, type ListMeta } from '../cache/list-body.js';
+import type { StoredObject } from '../cache/stored-object.js';
 import { readBody } from '../cache/upstream.js';
 import { topLevelMember } from '../cache/json-scan.js';
 import { parseResourceVersion } from '../cache/resource-version.js';
 import type { CachedResource, ResourceCache } from '../cache/resource-cache.js';
 import type { AuthorizationCache } from './authorization-cache.js';
-import { REMEMBER_MIN_BYTES, type CompressedLists } from './compressed-lists.js';
+import { localRead } from './local-reads.js';
 
 export type CacheOutcome =
   | { readonly served: true; readonly code: number; readonly bytes: number }
@@ -43,7 +45,7 @@ export function cacheCandidate(cache: ResourceCache, method: string, info: Reque
   return cache.lookup(info.apiGroup, info.apiVersion, info.resource);
 }
 
-type CacheContext = ProxyContext & { readonly cache: ResourceCache; readonly authorization: AuthorizationCache; readonly compressedLists: CompressedLists };
+type CacheContext = ProxyContext & { readonly cache: ResourceCache; readonly authorization: AuthorizationCache };
 
 export async function serveFromCache(req: ClientRequest, res: ClientResponse, info: RequestInfo, cr: CachedResource, f: Forwarding, ctx: CacheContext): Promise<CacheOutcome> {
   if (info.queryLossy) return forward('unparsed_query');
@@ -62,7 +64,12 @@ export async function serveFromCache(req: ClientRequest, res: ClientResponse, in
   // resourceVersion=0 needs no freshness proof: a remembered authorization may stand in for the probe.
   const authzKey = opts.mode.kind === 'any' ? ctx.authorization.key(req, info, f) : undefined;
   let probed: { rv: bigint | undefined; headers: Record<string, string> } = { rv: undefined, headers: {} };
-  if (!ctx.authorization.allowed(authzKey)) {
+  const needsTarget = opts.mode.kind === 'consistent' && opts.continueToken === undefined;
+  const local = ctx.localAccess ? await localRead(req, res, info, f, ctx.localAccess, needsTarget ? cr.freshness : undefined) : undefined;
+  if (local?.kind === 'done') return local.outcome;
+  if (local?.kind === 'forward') return forward(local.reason);
+  if (local?.kind === 'allowed') probed = { rv: local.rv, headers: {} };
+  else if (!ctx.authorization.allowed(authzKey)) {
     const p = await probe(req, info, f, ctx, true, opts.mode.kind === 'consistent');
     if (p.kind === 'fail') {
       // Only this proxy can read its continue tokens: forwarded, the apiserver's answer would be a
@@ -77,6 +84,8 @@ export async function serveFromCache(req: ClientRequest, res: ClientResponse, in
     ctx.authorization.remember(authzKey);
     probed = p;
   }
+  // A consistent read is never served without a freshness target.
+  if (needsTarget && probed.rv === undefined) return forward('no_freshness_target');
   const scope = listScope(cr, namespace, info.query.get('labelSelector')?.[0] ?? '', info.query.get('fieldSelector')?.[0] ?? '');
   const answer = await readList(ctx.cache, cr, opts, namespace, scope, probed.rv);
   if (answer.kind === 'forward') return forward(answer.reason);
@@ -86,18 +95,7 @@ export async function serveFromCache(req: ClientRequest, res: ClientResponse, in
   }
   const { page } = answer;
   const meta = { resourceVersion: page.resourceVersion, continueToken: page.continueToken, remainingItemCount: page.remainingItemCount };
-  const size = listBodySize(cr.body, meta, page.items);
-  if (page.continueToken === undefined && size >= REMEMBER_MIN_BYTES && acceptsGzip(req.headersDistinct['accept-encoding']?.[0])) {
-    // A complete list is one body per (scope, resourceVersion): compress it once for every client.
-    const gz = await ctx.compressedLists.get(`${scope}\u0000${page.resourceVersion}`, () => listBody(cr.body, meta, page.items));
-    if (!res.destroyed) {
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', ...probed.headers, 'content-encoding': 'gzip', vary: 'Accept-Encoding', 'content-length': String(gz.length) });
-      res.end(gz);
-      await eventOrClose(res, 'finish', res);
-    }
-    return { served: true, code: 200, bytes: size };
-  }
-  const bytes = await writeChunks(req, res, probed.headers, listBody(cr.body, meta, page.items), size);
+  const bytes = await writeList(req, res, probed.headers, cr.body, meta, page.items);
   return { served: true, code: 200, bytes };
 }
 
@@ -110,7 +108,10 @@ async function serveGet(req: ClientRequest, res: ClientResponse, info: RequestIn
   if (cr.reflector.stale) return forward('stale');
   const authzKey = ctx.authorization.key(req, info, f);
   let headers: Record<string, string> = {};
-  if (!ctx.authorization.allowed(authzKey)) {
+  const local = ctx.localAccess ? await localRead(req, res, info, f, ctx.localAccess, undefined) : undefined;
+  if (local?.kind === 'done') return local.outcome;
+  if (local?.kind === 'forward') return forward(local.reason);
+  if (local?.kind !== 'allowed' && !ctx.authorization.allowed(authzKey)) {
     const p = await probe(req, info, f, ctx, false);
     if (p.kind === 'fail') return forward(p.reason);
     if (p.kind === 'reply') return writeReply(res, p);
@@ -187,6 +188,28 @@ function writeReply(res: ClientResponse, p: Extract<Probe, { kind: 'reply' }>): 
 }
 
 /**
+ * A list from the stored gzip members (cache/list-body.ts): concatenated as they are when the
+ * client takes gzip and the body is larger than the apiserver's threshold (it compresses a body of
+ * more than 128 KiB); otherwise inflated on the way out, in zlib's thread pool. No compression per
+ * request, and nothing of either on the event loop.
+ */
+async function writeList(req: ClientRequest, res: ClientResponse, extra: Record<string, string>, t: BodyType, meta: ListMeta, items: readonly StoredObject[]): Promise<number> {
+  const size = listBodySize(t, meta, items);
+  const gzip = size > GZIP_MIN_BYTES && acceptsGzip(req.headersDistinct['accept-encoding']?.[0]);
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-cache, private', ...extra };
+  if (gzip) {
+    headers['content-encoding'] = 'gzip';
+    headers['vary'] = 'Accept-Encoding';
+    headers['content-length'] = String(gzipListBodySize(t, meta, items));
+  } else {
+    headers['content-length'] = String(size);
+  }
+  res.writeHead(200, headers);
+  await writeBody(res, gzipListBody(t, meta, items), gzip ? undefined : createGunzip());
+  return size;
+}
+
+/**
  * Writes the body with backpressure, gzip (level 1, off the event loop) when the client takes it and
  * the body is larger than the apiserver's threshold (it compresses a body of more than 128 KiB).
  */
@@ -198,21 +221,26 @@ async function writeChunks(req: ClientRequest, res: ClientResponse, extra: Recor
     headers['vary'] = 'Accept-Encoding';
   }
   res.writeHead(200, headers);
+  return writeBody(res, chunks, gzip ? createGzip({ level: 1 }) : undefined);
+}
+
+/** Writes `chunks` with backpressure, through `through` (a zlib stream) when given; the bytes taken. */
+async function writeBody(res: ClientResponse, chunks: Iterable<Buffer>, through: Transform | undefined): Promise<number> {
   let bytes = 0;
-  const sink = gzip ? createGzip({ level: 1 }) : undefined;
-  if (sink) {
-    sink.pipe(res);
-    // A client gone mid-body: the compressor would otherwise wait for a drain that never comes.
-    res.once('close', () => sink.destroy());
+  if (through) {
+    through.pipe(res);
+    // A client gone mid-body: the zlib stream would otherwise wait for a drain that never comes.
+    res.once('close', () => through.destroy());
+    through.once('error', () => res.destroy());
   }
-  const out: NodeJS.WritableStream = sink ?? res;
+  const out: NodeJS.WritableStream = through ?? res;
   for (const chunk of chunks) {
     if (res.destroyed) return bytes;
     bytes += chunk.length;
-    if (!out.write(chunk)) await eventOrClose(sink ?? res, 'drain', res);
+    if (!out.write(chunk)) await eventOrClose(through ?? res, 'drain', res);
   }
   out.end();
-  if (sink) await eventOrClose(res, 'finish', res);
+  if (through) await eventOrClose(res, 'finish', res);
   return bytes;
 }
 

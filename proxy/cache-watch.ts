@@ -22,6 +22,7 @@ import type { CachedResource, ResourceCache } from '../cache/resource-cache.js';
 import { planWatch } from '../cache/watch-options.js';
 import type { Watcher } from '../cache/watcher.js';
 import type { CacheOutcome } from './cache-reads.js';
+import { localRead } from './local-reads.js';
 
 const NOTHING = 'kube-cache-proxy.invalid/none=none';
 /**
@@ -116,14 +117,23 @@ export async function serveWatchFromCache(req: ClientRequest, res: ClientRespons
   if (!cr.reflector.synced) return forward('not_synced');
   // Out of touch with the apiservers: no new watch from a store that may be far behind.
   if (cr.reflector.stale) return forward('stale');
-  const p = await probeWatch(req, info, f, ctx, plan.waitFor === 'probe' ? undefined : cr.reflector.resourceVersion);
-  if (p.kind === 'fail') return forward(p.reason);
-  if (p.kind === 'reply') {
-    res.writeHead(p.status, Object.fromEntries(Object.entries(p.headers).filter((e): e is [string, string | string[]] => e[1] !== undefined && !['connection', 'keep-alive', 'transfer-encoding'].includes(e[0]))));
-    res.end(p.body);
-    return { served: true, code: p.status, bytes: p.body.length };
+  let target: bigint | undefined;
+  const local = ctx.localAccess ? await localRead(req, res, info, f, ctx.localAccess, plan.waitFor === 'probe' ? cr.freshness : undefined) : undefined;
+  if (local?.kind === 'done') return local.outcome;
+  if (local?.kind === 'forward') return forward(local.reason);
+  if (local?.kind === 'allowed') target = plan.waitFor === 'probe' ? local.rv : plan.waitFor;
+  else {
+    const p = await probeWatch(req, info, f, ctx, plan.waitFor === 'probe' ? undefined : cr.reflector.resourceVersion);
+    if (p.kind === 'fail') return forward(p.reason);
+    if (p.kind === 'reply') {
+      res.writeHead(p.status, Object.fromEntries(Object.entries(p.headers).filter((e): e is [string, string | string[]] => e[1] !== undefined && !['connection', 'keep-alive', 'transfer-encoding'].includes(e[0]))));
+      res.end(p.body);
+      return { served: true, code: p.status, bytes: p.body.length };
+    }
+    target = plan.waitFor === 'probe' ? p.rv : plan.waitFor;
   }
-  const target = plan.waitFor === 'probe' ? p.rv : plan.waitFor;
+  // A watch from the current state is never served without a freshness target.
+  if (plan.waitFor === 'probe' && target === undefined) return forward('no_freshness_target');
   if (target !== undefined && !(await cr.reflector.waitFor(target, ctx.cache.config.freshnessBudgetMs))) return forward('rv_wait_timeout');
   const start = cr.watch.watch({ ...plan.request, timeoutMs: plan.timeoutMs });
   if (start.kind === 'not_ready') return forward('watch_not_ready');

@@ -6,6 +6,7 @@ import type { InflightTracker } from './inflight.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
 import type { AuthorizationCache } from './authorization-cache.js';
 import type { CompressedLists } from './compressed-lists.js';
+import type { LocalAccess } from './local-access.js';
 import type { FlowControl } from '../flowcontrol/flow-control.js';
 
 export interface ProxyContext {
@@ -19,6 +20,8 @@ export interface ProxyContext {
   readonly cache?: ResourceCache | undefined;
   /** Remembered authorizations for resourceVersion=0 reads (off unless --cache-authorization-ttl). */
   readonly authorization: AuthorizationCache;
+  /** `--authorization-mode local`: reviews by the proxy instead of probes; undefined in probe mode. */
+  readonly localAccess?: LocalAccess | undefined;
   /** Gzipped bodies of large complete lists, shared by clients listing the same state. */
   readonly compressedLists: CompressedLists;
   /** Admission with multi-level limits and the dynamic Retry-After; undefined: none. */

@@ -23,6 +23,8 @@ import type { ProxyContext, Reshuffle } from './context.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
 import { AuthorizationCache } from './authorization-cache.js';
 import { CompressedLists } from './compressed-lists.js';
+import { LocalAccess } from './local-access.js';
+import { reviewPoster } from './local-review.js';
 import type { FlowControl } from '../flowcontrol/flow-control.js';
 
 export interface ProxyServerOptions {
@@ -159,6 +161,12 @@ function isWatch(req: ClientRequest): boolean {
 /** As many streams as kube-apiserver allows (--http2-max-streams-per-connection's usual 1000): a controller's watches all share one connection. */
 const MAX_CONCURRENT_STREAMS = 1000;
 
+function localAccess(o: ProxyServerOptions): LocalAccess | undefined {
+  const a = o.cache?.config.authorization;
+  if (a?.mode !== 'local') return undefined;
+  return new LocalAccess({ post: reviewPoster(o.upstreams), allowedTtlSeconds: a.allowedTtlSeconds, deniedTtlSeconds: a.deniedTtlSeconds, registry: o.registry });
+}
+
 export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServer> {
   const ctx: ProxyContext = {
     upstreams: o.upstreams,
@@ -169,6 +177,7 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     cache: o.cache,
     compressedLists: new CompressedLists({ maxBytes: 256 * 1024 * 1024, ttlSeconds: 60 }),
     authorization: new AuthorizationCache({ ttlSeconds: o.cache?.config.authorizationTtlSeconds ?? 0, max: 100_000 }),
+    localAccess: localAccess(o),
     flowControl: o.flowControl,
     reshuffle: o.reshuffle,
   };
