@@ -3,7 +3,7 @@
 // snapshot was evicted is answered with 410 Expired, as the apiserver answers a compacted one.
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { StoredObject } from './stored-object.js';
+import { itemSize, type StoredObject } from './stored-object.js';
 
 const PREFIX = 'kcp1.';
 
@@ -93,6 +93,6 @@ export class SnapshotStore {
 
 function snapshotSize(s: Snapshot): number {
   let n = 1;
-  for (const o of s.items) n += o.item.length;
+  for (const o of s.items) n += itemSize(o);
   return n;
 }

@@ -3,7 +3,7 @@
 import { ValueIndex } from '../indexes/value-index.js';
 import { LabelIndex } from '../indexes/label-index.js';
 import { plan, effectiveNamespace, type IndexView, type ListQuery } from '../indexes/planner.js';
-import type { StoredObject } from './stored-object.js';
+import { itemSize, type StoredObject } from './stored-object.js';
 
 export interface StoreOptions {
   readonly namespaced: boolean;
@@ -25,6 +25,7 @@ export class Store implements IndexView {
   readonly #labels = new LabelIndex();
   #sorted: StoredObject[] | undefined;
   #bytes = 0;
+  #storedBytes = 0;
 
   constructor(o: StoreOptions) {
     this.namespaced = o.namespaced;
@@ -40,6 +41,11 @@ export class Store implements IndexView {
     return this.#bytes;
   }
 
+  /** Sum of the bytes the cached objects are kept in (gzip members). */
+  get storedBytes(): number {
+    return this.#storedBytes;
+  }
+
   get(key: string): StoredObject | undefined {
     return this.#objects.get(key);
   }
@@ -52,7 +58,8 @@ export class Store implements IndexView {
   upsert(obj: StoredObject): StoredObject | undefined {
     const old = this.#objects.get(obj.key);
     this.#objects.set(obj.key, obj);
-    this.#bytes += obj.item.length - (old?.item.length ?? 0);
+    this.#bytes += itemSize(obj) - (old ? itemSize(old) : 0);
+    this.#storedBytes += obj.gz.length - (old?.gz.length ?? 0);
     if (old) {
       if (this.#sorted) this.#replaceSorted(obj);
     } else {
@@ -68,7 +75,8 @@ export class Store implements IndexView {
     const old = this.#objects.get(key);
     if (!old) return undefined;
     this.#objects.delete(key);
-    this.#bytes -= old.item.length;
+    this.#bytes -= itemSize(old);
+    this.#storedBytes -= old.gz.length;
     this.#sorted = undefined;
     if (this.namespaced) this.#byNamespace.remove(old.namespace, key);
     for (const [field, index] of this.#byField) index.update(key, old.fields[field], undefined);

@@ -1,5 +1,9 @@
-// One cached object: its list-item JSON bytes as the apiserver wrote them, plus only the parsed
-// fields that keys and indexes need.
+// One cached object: its list-item JSON bytes as the apiserver wrote them, kept compressed as one
+// gzip member (made once, when the object enters the cache), plus only the parsed fields that keys
+// and indexes need. Gzip answers are assembled from these members by concatenation (RFC 1952
+// allows several members in a row; cache/list-body.ts); identity answers and watch events inflate
+// them (docs/design.md, "Stored bytes").
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Labels } from '../indexes/label-index.js';
 import type { FieldSet, FieldValues } from '../indexes/selectable-fields.js';
 import { parseResourceVersion } from './resource-version.js';
@@ -13,8 +17,8 @@ export interface StoredObject {
   readonly resourceVersion: bigint;
   readonly labels: Labels;
   readonly fields: FieldValues;
-  /** The object as a list item (for built-in types: without kind/apiVersion). */
-  readonly item: Buffer;
+  /** The object as a list item (for built-in types: without kind/apiVersion), as one gzip member. */
+  readonly gz: Buffer;
 }
 
 export class ObjectParseError extends Error {
@@ -35,7 +39,14 @@ function labelsOf(v: unknown): Labels {
 
 const EMPTY_LABELS: Labels = Object.freeze({});
 
-/** Parses an object's bytes (a list item, or a watch event's object). */
+/**
+ * Level 6 with a small window and hash table: the objects are a few KB, so a 32 KiB window gains
+ * nothing, and most of a small compression's cost is setting up the compressor's state (measured in
+ * bench/README.md, "Stored bytes").
+ */
+const DEFLATE = { level: 6, windowBits: 13, memLevel: 6 } as const;
+
+/** Parses an object's bytes (a list item, or a watch event's object) and compresses its item. */
 export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: boolean): StoredObject {
   let parsed: unknown;
   try {
@@ -50,7 +61,6 @@ export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: bool
   const namespace = namespaced && typeof meta['namespace'] === 'string' ? meta['namespace'] : '';
   const resourceVersion = parseResourceVersion(meta['resourceVersion']);
   if (!name || resourceVersion === undefined || (namespaced && !namespace)) throw new ObjectParseError('object without name, namespace or resourceVersion');
-  const item = stripTypeMeta(bytes);
   return {
     key: namespaced ? `${namespace}/${name}` : name,
     namespace,
@@ -58,13 +68,42 @@ export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: bool
     resourceVersion,
     labels: labelsOf(meta['labels']),
     fields: fieldSet.values(o, namespaced),
-    // An own copy: never keep a whole list page or event line alive for one object.
-    item: item === bytes || item.buffer === bytes.buffer ? ownCopy(item) : item,
+    gz: compressItem(stripTypeMeta(bytes)),
   };
 }
 
-function ownCopy(b: Buffer): Buffer {
-  const out = Buffer.allocUnsafeSlow(b.length);
-  b.copy(out);
+/** One gzip member of `item`, in a buffer of its own (zlib's output sits in a larger chunk). */
+export function compressItem(item: Buffer): Buffer {
+  const z = gzipSync(item, DEFLATE);
+  const out = Buffer.allocUnsafeSlow(z.length);
+  z.copy(out);
+  return out;
+}
+
+/** The length of the item's JSON: the member's ISIZE (objects are far below 4 GiB). */
+export function itemSize(o: StoredObject): number {
+  return o.gz.readUInt32LE(o.gz.length - 4);
+}
+
+/** The item's JSON bytes (one inflation; for GET answers and watch events). */
+export function itemBytes(o: StoredObject): Buffer {
+  return gunzipSync(o.gz);
+}
+
+/**
+ * The items' JSON bytes, in one inflation of their members concatenated (zlib decodes several
+ * members in a row), cut apart by their sizes: much cheaper per object than one call each.
+ */
+export function itemsBytes(objs: readonly StoredObject[]): Buffer[] {
+  if (objs.length === 0) return [];
+  if (objs.length === 1) return [itemBytes(objs[0] as StoredObject)];
+  const all = gunzipSync(Buffer.concat(objs.map((o) => o.gz)));
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const o of objs) {
+    const n = itemSize(o);
+    out.push(all.subarray(at, at + n));
+    at += n;
+  }
   return out;
 }

@@ -8,7 +8,7 @@ import type { Reflector } from './reflector.js';
 import type { RelistGap, StoreEvent } from './store-event.js';
 import type { StoredObject } from './stored-object.js';
 import type { BodyType } from './list-body.js';
-import { BookmarkTemplate, eventLine, eventObject, withResourceVersion } from './watch-encoding.js';
+import { BookmarkTemplate, eventLine, eventObject, initialEncoder, withResourceVersion } from './watch-encoding.js';
 import { Watcher, type WatchFilter, type WatcherLimits } from './watcher.js';
 import { effectiveNamespace } from '../indexes/planner.js';
 import type { WatchMetrics } from './metrics.js';
@@ -40,11 +40,11 @@ class HistoryEvent {
     if (!l) {
       if (as === 'LEFT') {
         // Left the watcher's selector: DELETED with the previous content at the event's resourceVersion.
-        l = eventLine('DELETED', withResourceVersion(eventObject(t, (this.previous ?? this.object).item), this.rv));
+        l = eventLine('DELETED', withResourceVersion(eventObject(t, this.previous ?? this.object), this.rv));
       } else if (as === 'DELETED' && this.object.resourceVersion !== this.rv) {
-        l = eventLine('DELETED', withResourceVersion(eventObject(t, this.object.item), this.rv));
+        l = eventLine('DELETED', withResourceVersion(eventObject(t, this.object), this.rv));
       } else {
-        l = eventLine(as, eventObject(t, this.object.item));
+        l = eventLine(as, eventObject(t, this.object));
       }
       this.#lines[as] = l;
     }
@@ -152,7 +152,7 @@ export class WatchCache {
     const t = this.#body;
     const w = new Watcher({
       filter: r.filter, bookmarks: r.bookmarks, deadline: now + r.timeoutMs, startRV, limits: this.#limits,
-      initial, encodeInitial: (o) => eventLine('ADDED', eventObject(t, o.item)), afterInitial,
+      initial, encodeInitial: initialEncoder(t, initial), afterInitial,
       onClose: (x) => this.#remove(x),
     });
     for (const [line, at] of replay) w.enqueue(line, at, true);

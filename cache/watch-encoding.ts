@@ -1,8 +1,10 @@
 // Watch events on the wire, as kube-apiserver writes them in JSON: one line per event,
 // `{"type":"ADDED","object":{…}}\n`, objects with kind/apiVersion. Encoded once per event and shared
-// by every watcher it goes to.
+// by every watcher it goes to. Stored objects are kept compressed (cache/stored-object.ts): an
+// event's object is inflated once, for the line every watcher shares.
 import { skipValue, topLevelMember, withTypeMeta } from './json-scan.js';
 import type { BodyType } from './list-body.js';
+import { itemBytes, itemsBytes, type StoredObject } from './stored-object.js';
 
 export type WireEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
@@ -19,9 +21,36 @@ export function eventLine(type: WireEventType, object: Buffer): Buffer {
   return Buffer.concat([HEADS[type], object, TAIL]);
 }
 
-/** A stored list item as a watch event's object (with kind/apiVersion). */
-export function eventObject(t: BodyType, item: Buffer): Buffer {
+/** A stored object as a watch event's object (with kind/apiVersion). */
+export function eventObject(t: BodyType, o: StoredObject): Buffer {
+  return asEventObject(t, itemBytes(o));
+}
+
+function asEventObject(t: BodyType, item: Buffer): Buffer {
   return t.sortedKeys ? item : withTypeMeta(item, t.kind, t.apiVersion);
+}
+
+/** Objects inflated per zlib call for a watch's initial ADDED events. */
+const INITIAL_BATCH = 64;
+
+/**
+ * The ADDED lines of a watch's initial state, made as the watcher takes them (in order): objects
+ * are inflated a batch at a time, one zlib call per batch instead of one per object.
+ */
+export function initialEncoder(t: BodyType, initial: readonly StoredObject[]): (o: StoredObject) => Buffer {
+  /** Lines made ahead, for initial[next], initial[next + 1], …; none kept once taken. */
+  let ahead: Buffer[] = [];
+  let next = 0;
+  return (o) => {
+    if (ahead.length === 0 || initial[next] !== o) {
+      const at = initial[next] === o ? next : initial.indexOf(o);
+      if (at < 0) return eventLine('ADDED', eventObject(t, o));
+      next = at;
+      ahead = itemsBytes(initial.slice(at, at + INITIAL_BATCH)).map((item) => eventLine('ADDED', asEventObject(t, item)));
+    }
+    next++;
+    return ahead.shift() as Buffer;
+  };
 }
 
 const RV_KEY = Buffer.from('"resourceVersion":"');

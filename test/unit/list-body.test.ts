@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { listBody, objectBody, type BodyType, type ListMeta } from '../../cache/list-body.js';
+import { gunzipSync } from 'node:zlib';
+import { gzipListBody, gzipListBodySize, listBody, listBodySize, objectBody, storedMember, type BodyType, type ListMeta } from '../../cache/list-body.js';
+import { eventLine, eventObject, initialEncoder } from '../../cache/watch-encoding.js';
 import { SnapshotStore, isSnapshotToken, type Page, type PageLookup } from '../../cache/snapshots.js';
-import { storedObject, type StoredObject } from '../../cache/stored-object.js';
+import { itemBytes, itemSize, itemsBytes, storedObject, type StoredObject } from '../../cache/stored-object.js';
 import { Store } from '../../cache/store.js';
 import { fieldSetFor } from '../../indexes/selectable-fields.js';
 import { parseLabelSelector, isLabelSelectorError } from '../../indexes/label-selector.js';
@@ -27,10 +29,20 @@ function collect(gen: Iterable<Buffer>): { body: string; chunks: number } {
   return { body: Buffer.concat(chunks).toString('utf8'), chunks: chunks.length };
 }
 
+/** The identity body, checked against the gzip body's decoding and both sizes. */
+function bodies(t: BodyType, m: ListMeta, objs: readonly StoredObject[]): { body: string; chunks: number } {
+  const identity = collect(listBody(t, m, objs));
+  assert.equal(Buffer.byteLength(identity.body), listBodySize(t, m, objs), 'listBodySize');
+  const gz = Buffer.concat([...gzipListBody(t, m, objs)]);
+  assert.equal(gz.length, gzipListBodySize(t, m, objs), 'gzipListBodySize');
+  assert.equal(gunzipSync(gz).toString('utf8'), identity.body, 'the concatenated members decode to exactly the identity body');
+  return identity;
+}
+
 test('listBody (built-in): 0, 1 and many items, byte-exact', () => {
   for (const n of [0, 1, 2, 25]) {
     const objs = Array.from({ length: n }, (_, i) => pod('ns', `p${i}`));
-    const { body } = collect(listBody(POD, meta(5n), objs));
+    const { body } = bodies(POD, meta(5n), objs);
     const items = Array.from({ length: n }, (_, i) => itemOf('ns', `p${i}`)).join(',');
     assert.equal(body, `{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"5"},"items":[${items}]}\n`);
     const parsed = JSON.parse(body) as { items: unknown[] };
@@ -48,7 +60,7 @@ test('listBody (built-in): ListMeta keys in the apiserver\'s order', () => {
     [meta(123456789012345678901n, 'x', 1), '{"resourceVersion":"123456789012345678901","continue":"x","remainingItemCount":1}'],
   ];
   for (const [m, want] of cases) {
-    const { body } = collect(listBody(POD, m, objs));
+    const { body } = bodies(POD, m, objs);
     assert.equal(body, `{"kind":"PodList","apiVersion":"v1","metadata":${want},"items":[${itemOf('ns', 'a')}]}\n`);
   }
 });
@@ -56,6 +68,9 @@ test('listBody (built-in): ListMeta keys in the apiserver\'s order', () => {
 test('listBody: bodies over 64 KiB come in several chunks with the same bytes', () => {
   const objs = Array.from({ length: 300 }, (_, i) => pod('ns', `p${String(i).padStart(3, '0')}`, 700));
   const chunks = [...listBody(POD, meta(77n, 'kcp1.t.300', 12), objs)];
+  bodies(POD, meta(77n, 'kcp1.t.300', 12), objs);
+  const gzChunks = [...gzipListBody(POD, meta(77n, 'kcp1.t.300', 12), objs)];
+  for (const c of gzChunks.slice(0, -1)) assert.ok(c.length >= 64 * 1024, 'gzip chunks too');
   assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
   for (const c of chunks.slice(0, -1)) assert.ok(c.length >= 64 * 1024, 'every chunk but the last is at least 64 KiB');
   const body = Buffer.concat(chunks).toString();
@@ -78,18 +93,56 @@ test('listBody (CRD): keys sorted at every level, items keep kind/apiVersion', (
     [[widget('a')], meta(9n, 'c'), '{"continue":"c","resourceVersion":"9"}'],
     [[widget('a'), widget('b')], meta(9n, 'c', 2), '{"continue":"c","remainingItemCount":2,"resourceVersion":"9"}'],
   ] as Array<[StoredObject[], ListMeta, string]>) {
-    const { body } = collect(listBody(WIDGET, m, objs));
-    const items = objs.map((o) => o.item.toString()).join(',');
+    const { body } = bodies(WIDGET, m, objs);
+    const items = objs.map((o) => itemBytes(o).toString()).join(',');
     assert.equal(body, `{"apiVersion":"example.com/v1","items":[${items}],"kind":"WidgetList","metadata":${wantMeta}}\n`);
     assert.equal(`${JSON.stringify(sortKeys(JSON.parse(body)))}\n`, body, 'what a Go map encoder would write');
-    assert.ok(objs.every((o) => o.item.toString().startsWith('{"apiVersion":"example.com/v1","kind":"Widget"')));
+    assert.ok(objs.every((o) => itemBytes(o).toString().startsWith('{"apiVersion":"example.com/v1","kind":"Widget"')));
   }
 });
 
 test('objectBody: GET bodies', () => {
   assert.equal(objectBody(POD, pod('ns', 'a')).toString(), `${podBytes('ns', 'a')}\n`);
   const w = storedObject(Buffer.from('{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"ns","resourceVersion":"4"}}'), WIDGETS, true);
-  assert.equal(objectBody(WIDGET, w).toString(), `${w.item.toString()}\n`);
+  assert.equal(objectBody(WIDGET, w).toString(), `${itemBytes(w).toString()}\n`);
+});
+
+test('stored members: one gzip member per item, sized and inflated alone or in a batch', () => {
+  const objs = Array.from({ length: 70 }, (_, i) => pod('ns', `p${i}`, i * 13));
+  for (const [i, o] of objs.entries()) {
+    assert.deepEqual([o.gz[0], o.gz[1]], [0x1f, 0x8b]);
+    assert.equal(itemBytes(o).toString(), itemOf('ns', `p${i}`, i * 13));
+    assert.equal(itemSize(o), Buffer.byteLength(itemOf('ns', `p${i}`, i * 13)));
+  }
+  assert.deepEqual(itemsBytes(objs).map((b) => b.toString()), objs.map((_, i) => itemOf('ns', `p${i}`, i * 13)));
+  assert.deepEqual(itemsBytes([]), []);
+});
+
+test('storedMember: stored-block members of any length decode to their bytes', () => {
+  for (const n of [0, 1, 100, 65535, 65536, 200_000]) {
+    const data = Buffer.alloc(n, 'ab\u00e9');
+    assert.ok(gunzipSync(storedMember(data)).equals(data), `${n} bytes`);
+  }
+});
+
+test('listBody: a very long continue token (head longer than one stored block)', () => {
+  const token = 'k'.repeat(70_000);
+  const { body } = bodies(POD, meta(3n, token), [pod('ns', 'a')]);
+  assert.ok(body.includes(`"continue":"${token}"`));
+});
+
+test('watch lines: an event\'s object with kind/apiVersion; initial events inflated in batches, same bytes', () => {
+  const objs = Array.from({ length: 150 }, (_, i) => pod('ns', `p${i}`, i));
+  const want = objs.map((_, i) => `{"type":"ADDED","object":${podBytes('ns', `p${i}`, i)}}\n`);
+  assert.equal(eventLine('ADDED', eventObject(POD, objs[3] as StoredObject)).toString(), want[3]);
+  const inOrder = initialEncoder(POD, objs);
+  assert.deepEqual(objs.map((o) => inOrder(o).toString()), want);
+  // Out of order (not what a Watcher does) still gives each object's own line.
+  const any = initialEncoder(POD, objs);
+  for (const i of [5, 4, 149, 0, 70, 71, 3]) assert.equal(any(objs[i] as StoredObject).toString(), want[i]);
+  assert.equal(any(pod('ns', 'other')).toString(), `{"type":"ADDED","object":${podBytes('ns', 'other')}}\n`);
+  const widget = storedObject(Buffer.from('{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"ns","resourceVersion":"4"}}'), WIDGETS, true);
+  assert.equal(initialEncoder(WIDGET, [widget])(widget).toString(), `{"type":"ADDED","object":${itemBytes(widget).toString()}}\n`);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -152,7 +205,7 @@ test('snapshots: expired, evicted and mismatched tokens', async () => {
   assert.deepEqual(names(page(byCount.nextPage(tokens[1] ?? '', 'b', 4))), ['p4', 'p5', 'p6', 'p7']);
   assert.equal(byCount.nextPage(tokens[2] ?? '', 'b', 4), 'mismatch', 'another request\'s token');
 
-  const itemBytes = ITEMS.reduce((n, o) => n + o.item.length, 0);
+  const itemBytes = ITEMS.reduce((n, o) => n + itemSize(o), 0);
   const byBytes = new SnapshotStore({ ...LIMITS, maxBytes: Math.floor(itemBytes * 1.5) });
   const t1 = page(byBytes.firstPage(snap('a'), 4)).continueToken ?? '';
   const t2 = page(byBytes.firstPage(snap('a'), 4)).continueToken ?? '';
@@ -174,7 +227,7 @@ test('snapshots: expired, evicted and mismatched tokens', async () => {
 });
 
 test('snapshots: a list larger than the byte bound gets no token it could never honour', () => {
-  const itemBytes = ITEMS.reduce((n, o) => n + o.item.length, 0);
+  const itemBytes = ITEMS.reduce((n, o) => n + itemSize(o), 0);
   const s = new SnapshotStore({ ...LIMITS, maxBytes: Math.floor(itemBytes / 2) });
   assert.equal(s.firstPage({ scope: 'x', resourceVersion: 1n, items: ITEMS, withSelectors: false }, 4), 'too_large');
   assert.equal(page(s.firstPage({ scope: 'x', resourceVersion: 1n, items: ITEMS, withSelectors: false }, 0)).items.length, ITEMS.length);

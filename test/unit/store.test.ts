@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Store } from '../../cache/store.js';
-import { storedObject, ObjectParseError, type StoredObject } from '../../cache/stored-object.js';
+import { itemBytes, itemSize, storedObject, ObjectParseError, type StoredObject } from '../../cache/stored-object.js';
 import { fieldSetFor } from '../../indexes/selectable-fields.js';
 import { parseLabelSelector, isLabelSelectorError } from '../../indexes/label-selector.js';
 import { parseFieldSelector, isFieldSelectorError } from '../../indexes/field-selector.js';
@@ -34,7 +34,7 @@ test('storedObject: key, fields, labels and the item without kind/apiVersion', (
   assert.deepEqual(o.labels, { app: 'web' });
   assert.equal(o.fields['spec.nodeName'], 'n1');
   assert.equal(o.fields['metadata.namespace'], 'ns');
-  assert.ok(o.item.toString().startsWith('{"metadata":{"name":"p"'));
+  assert.ok(itemBytes(o).toString().startsWith('{"metadata":{"name":"p"'));
   const node = storedObject(Buffer.from('{"kind":"Node","apiVersion":"v1","metadata":{"name":"n1","resourceVersion":"3"},"spec":{"unschedulable":true}}'), NODES, false);
   assert.equal(node.key, 'n1');
   assert.equal(node.fields['spec.unschedulable'], 'true');
@@ -52,7 +52,10 @@ test('Store: upsert, replace and delete keep every index right', () => {
   assert.deepEqual(setOf(s.byField('spec.nodeName', 'n1')), ['a/x', 'a/y']);
   assert.equal(s.byField('status.phase', 'Pending'), null, 'not an indexed field');
   assert.deepEqual(setOf(s.byLabel('app', 'web')), ['a/x', 'a/y']);
-  assert.equal(s.bytes, a.item.length + (s.get('a/y')?.item.length ?? 0));
+  const y = s.get('a/y');
+  assert.ok(y);
+  assert.equal(s.bytes, itemSize(a) + itemSize(y));
+  assert.equal(s.storedBytes, a.gz.length + y.gz.length);
 
   const a2 = pod('a', 'x', { rv: 2, labels: { app: 'db' }, node: 'n2' });
   assert.equal(s.upsert(a2), a, 'upsert returns the previous object');
@@ -243,7 +246,8 @@ test('Store: select() equals brute force for random queries on a random populati
       assert.deepEqual(setOf(s.byLabelKey(k)), where((m) => Object.hasOwn(m.labels, k)));
       for (const v of LABEL_VALUES) assert.deepEqual(setOf(s.byLabel(k, v)), where((m) => Object.hasOwn(m.labels, k) && m.labels[k] === v));
     }
-    assert.equal(s.bytes, [...s.values()].reduce((n, o) => n + o.item.length, 0));
+    assert.equal(s.bytes, [...s.values()].reduce((n, o) => n + itemSize(o), 0));
+    assert.equal(s.storedBytes, [...s.values()].reduce((n, o) => n + o.gz.length, 0));
   }
   assert.equal(checked, 400);
   assert.ok(nonEmpty > 100, `enough non-empty answers (${nonEmpty})`);
