@@ -5,7 +5,6 @@ import type { ProxyMetrics } from './metrics.js';
 import type { InflightTracker } from './inflight.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
 import type { AuthorizationCache } from './authorization-cache.js';
-import type { CompressedLists } from './compressed-lists.js';
 import type { LocalAccess } from './local-access.js';
 import type { FlowControl } from '../flowcontrol/flow-control.js';
 
@@ -22,8 +21,6 @@ export interface ProxyContext {
   readonly authorization: AuthorizationCache;
   /** `--authorization-mode local`: reviews by the proxy instead of probes; undefined in probe mode. */
   readonly localAccess?: LocalAccess | undefined;
-  /** Gzipped bodies of large complete lists, shared by clients listing the same state. */
-  readonly compressedLists: CompressedLists;
   /** Admission with multi-level limits and the dynamic Retry-After; undefined: none. */
   readonly flowControl?: FlowControl | undefined;
   /** Ending forwarded watches after a maximum age, so that clients re-watch where it is best now. */

@@ -22,7 +22,6 @@ import type { UpstreamSet } from './upstream.js';
 import type { ProxyContext, Reshuffle } from './context.js';
 import type { ResourceCache } from '../cache/resource-cache.js';
 import { AuthorizationCache } from './authorization-cache.js';
-import { CompressedLists } from './compressed-lists.js';
 import { LocalAccess } from './local-access.js';
 import { reviewPoster } from './local-review.js';
 import type { FlowControl } from '../flowcontrol/flow-control.js';
@@ -175,7 +174,6 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     metrics: createProxyMetrics(o.registry),
     inflight: new InflightTracker(),
     cache: o.cache,
-    compressedLists: new CompressedLists({ maxBytes: 256 * 1024 * 1024, ttlSeconds: 60 }),
     authorization: new AuthorizationCache({ ttlSeconds: o.cache?.config.authorizationTtlSeconds ?? 0, max: 100_000 }),
     localAccess: localAccess(o),
     flowControl: o.flowControl,
