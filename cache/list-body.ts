@@ -1,10 +1,11 @@
 // LIST and GET bodies built from stored bytes, never by re-serialising objects. Built-in types:
 // {"kind","apiVersion","metadata","items"} with items without kind/apiVersion; CRDs: keys sorted.
-// A gzip body is the objects' stored gzip members concatenated (RFC 1952: a gzip file is a series
-// of members; Go's net/http and Node's zlib decode them as one stream), between a member for the
-// list's head and one for its tail, with a member holding the comma between two items.
-import { crc32, gzipSync } from 'node:zlib';
+// A gzip body is one gzip member whose deflate stream is the objects' stored segments, with the
+// list's head, the commas and its tail as stored blocks between them (cache/deflate-segments.ts):
+// assembled, not compressed.
+import { crc32 } from 'node:zlib';
 import { itemSize, itemBytes, itemsBytes, type StoredObject } from './stored-object.js';
+import { GZIP_HEADER, crcCombine, crcShift, gzipTrailer, segment, segmentCrc, segmentLength, segmentShift, segmentSize, storedBlocks, storedBlocksSize } from './deflate-segments.js';
 import { withTypeMeta } from './json-scan.js';
 
 export interface BodyType {
@@ -32,8 +33,10 @@ function metaJson(m: ListMeta, sorted: boolean): string {
 
 const CHUNK = 64 * 1024;
 const COMMA = Buffer.from(',');
-/** The comma between two items as a gzip member of its own (21 bytes), made once. */
-const COMMA_MEMBER = gzipSync(COMMA);
+/** The comma between two items as a stored block (6 bytes), made once. */
+const COMMA_BLOCK = storedBlocks(COMMA, false);
+const COMMA_CRC = crc32(COMMA);
+const COMMA_SHIFT = crcShift(1);
 /** Items inflated per zlib call when an identity body is built (cache/stored-object.ts itemsBytes). */
 const INFLATE_BATCH = 64;
 
@@ -84,35 +87,41 @@ export function* listBody(t: BodyType, m: ListMeta, items: readonly StoredObject
 /** The exact length in bytes of what gzipListBody yields. */
 export function gzipListBodySize(t: BodyType, m: ListMeta, items: readonly StoredObject[]): number {
   const [head, tail] = headAndTail(t, m);
-  let n = storedMemberSize(head.length) + storedMemberSize(tail.length) + Math.max(0, items.length - 1) * COMMA_MEMBER.length;
-  for (const o of items) n += o.gz.length;
+  let n = GZIP_HEADER.length + storedBlocksSize(head.length) + storedBlocksSize(tail.length) + 8 + Math.max(0, items.length - 1) * COMMA_BLOCK.length;
+  for (const o of items) n += segmentLength(o.z);
   return n;
 }
 
 /**
- * The gzip body in chunks of about 64 KiB: the stored members concatenated, nothing compressed.
- * It decodes to exactly listBody's bytes.
+ * The gzip body in chunks of about 64 KiB: one gzip member, nothing compressed (the CRC is combined
+ * from the items' own). It decodes to exactly listBody's bytes.
  */
 export function* gzipListBody(t: BodyType, m: ListMeta, items: readonly StoredObject[]): Generator<Buffer> {
   const [head, tail] = headAndTail(t, m);
-  const first = storedMember(head);
-  let batch: Buffer[] = [first];
-  let size = first.length;
+  let crc = crc32(head);
+  let total = head.length;
+  let batch: Buffer[] = [GZIP_HEADER, storedBlocks(head, false)];
+  let size = GZIP_HEADER.length + (batch[1] as Buffer).length;
   for (let i = 0; i < items.length; i++) {
-    const gz = (items[i] as StoredObject).gz;
+    const z = (items[i] as StoredObject).z;
     if (i > 0) {
-      batch.push(COMMA_MEMBER);
-      size += COMMA_MEMBER.length;
+      batch.push(COMMA_BLOCK);
+      size += COMMA_BLOCK.length;
+      crc = crcCombine(crc, COMMA_CRC, COMMA_SHIFT);
+      total++;
     }
-    batch.push(gz);
-    size += gz.length;
+    const seg = segment(z);
+    batch.push(seg);
+    size += seg.length;
+    crc = crcCombine(crc, segmentCrc(z), segmentShift(z));
+    total += segmentSize(z);
     if (size >= CHUNK) {
       yield Buffer.concat(batch, size);
       batch = [];
       size = 0;
     }
   }
-  batch.push(storedMember(tail));
+  batch.push(storedBlocks(tail, true), gzipTrailer(crc32(tail, crc), total + tail.length));
   yield Buffer.concat(batch);
 }
 
@@ -123,29 +132,3 @@ export function objectBody(t: BodyType, o: StoredObject): Buffer {
   return Buffer.concat([b, Buffer.from('\n')]);
 }
 
-// A gzip member whose deflate data is stored blocks (no compression: heads and tails are a few
-// dozen bytes, and making them costs only a CRC).
-const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-const STORED_MAX = 0xffff;
-
-function storedMemberSize(n: number): number {
-  return GZIP_HEADER.length + 5 * Math.max(1, Math.ceil(n / STORED_MAX)) + n + 8;
-}
-
-export function storedMember(data: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(storedMemberSize(data.length));
-  let at = GZIP_HEADER.copy(out, 0);
-  let from = 0;
-  do {
-    const len = Math.min(STORED_MAX, data.length - from);
-    out[at] = from + len >= data.length ? 1 : 0; // BFINAL on the last block, BTYPE 00 (stored)
-    out.writeUInt16LE(len, at + 1);
-    out.writeUInt16LE(~len & 0xffff, at + 3);
-    at += 5;
-    at += data.copy(out, at, from, from + len);
-    from += len;
-  } while (from < data.length);
-  out.writeUInt32LE(crc32(data), at);
-  out.writeUInt32LE(data.length >>> 0, at + 4);
-  return out;
-}

@@ -41,7 +41,7 @@ export class Store implements IndexView {
     return this.#bytes;
   }
 
-  /** Sum of the bytes the cached objects are kept in (gzip members). */
+  /** Sum of the bytes the cached objects are kept in (packed deflate segments). */
   get storedBytes(): number {
     return this.#storedBytes;
   }
@@ -59,7 +59,7 @@ export class Store implements IndexView {
     const old = this.#objects.get(obj.key);
     this.#objects.set(obj.key, obj);
     this.#bytes += itemSize(obj) - (old ? itemSize(old) : 0);
-    this.#storedBytes += obj.gz.length - (old?.gz.length ?? 0);
+    this.#storedBytes += obj.z.length - (old?.z.length ?? 0);
     if (old) {
       if (this.#sorted) this.#replaceSorted(obj);
     } else {
@@ -76,7 +76,7 @@ export class Store implements IndexView {
     if (!old) return undefined;
     this.#objects.delete(key);
     this.#bytes -= itemSize(old);
-    this.#storedBytes -= old.gz.length;
+    this.#storedBytes -= old.z.length;
     this.#sorted = undefined;
     if (this.namespaced) this.#byNamespace.remove(old.namespace, key);
     for (const [field, index] of this.#byField) index.update(key, old.fields[field], undefined);

@@ -1,13 +1,13 @@
-// One cached object: its list-item JSON bytes as the apiserver wrote them, kept compressed as one
-// gzip member (made once, when the object enters the cache), plus only the parsed fields that keys
-// and indexes need. Gzip answers are assembled from these members by concatenation (RFC 1952
-// allows several members in a row; cache/list-body.ts); identity answers and watch events inflate
+// One cached object: its list-item JSON bytes as the apiserver wrote them, kept compressed as a
+// deflate segment (made once, when the object enters the cache; cache/deflate-segments.ts), plus
+// only the parsed fields that keys and indexes need. Gzip answers are assembled from the segments
+// without compressing anything (cache/list-body.ts); identity answers and watch events inflate
 // them (docs/design.md, "Stored bytes").
-import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Labels } from '../indexes/label-index.js';
 import type { FieldSet, FieldValues } from '../indexes/selectable-fields.js';
 import { parseResourceVersion } from './resource-version.js';
 import { stripTypeMeta } from './json-scan.js';
+import { inflateSegments, packSegment, segmentSize } from './deflate-segments.js';
 
 export interface StoredObject {
   /** `namespace/name`, or `name` for cluster-scoped types: the apiserver's list order. */
@@ -17,8 +17,8 @@ export interface StoredObject {
   readonly resourceVersion: bigint;
   readonly labels: Labels;
   readonly fields: FieldValues;
-  /** The object as a list item (for built-in types: without kind/apiVersion), as one gzip member. */
-  readonly gz: Buffer;
+  /** The object as a list item (for built-in types: without kind/apiVersion), as a packed deflate segment. */
+  readonly z: Buffer;
 }
 
 export class ObjectParseError extends Error {
@@ -38,13 +38,6 @@ function labelsOf(v: unknown): Labels {
 }
 
 const EMPTY_LABELS: Labels = Object.freeze({});
-
-/**
- * Level 6 with a small window and hash table: the objects are a few KB, so a 32 KiB window gains
- * nothing, and most of a small compression's cost is setting up the compressor's state (measured in
- * bench/README.md, "Stored bytes").
- */
-const DEFLATE = { level: 6, windowBits: 13, memLevel: 6 } as const;
 
 /** Parses an object's bytes (a list item, or a watch event's object) and compresses its item. */
 export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: boolean): StoredObject {
@@ -68,36 +61,24 @@ export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: bool
     resourceVersion,
     labels: labelsOf(meta['labels']),
     fields: fieldSet.values(o, namespaced),
-    gz: compressItem(stripTypeMeta(bytes)),
+    z: packSegment(stripTypeMeta(bytes)),
   };
 }
 
-/** One gzip member of `item`, in a buffer of its own (zlib's output sits in a larger chunk). */
-export function compressItem(item: Buffer): Buffer {
-  const z = gzipSync(item, DEFLATE);
-  const out = Buffer.allocUnsafeSlow(z.length);
-  z.copy(out);
-  return out;
-}
-
-/** The length of the item's JSON: the member's ISIZE (objects are far below 4 GiB). */
+/** The length of the item's JSON. */
 export function itemSize(o: StoredObject): number {
-  return o.gz.readUInt32LE(o.gz.length - 4);
+  return segmentSize(o.z);
 }
 
 /** The item's JSON bytes (one inflation; for GET answers and watch events). */
 export function itemBytes(o: StoredObject): Buffer {
-  return gunzipSync(o.gz);
+  return inflateSegments([o.z]);
 }
 
-/**
- * The items' JSON bytes, in one inflation of their members concatenated (zlib decodes several
- * members in a row), cut apart by their sizes: much cheaper per object than one call each.
- */
+/** The items' JSON bytes, in one inflation, cut apart by their sizes: much cheaper per object than one call each. */
 export function itemsBytes(objs: readonly StoredObject[]): Buffer[] {
   if (objs.length === 0) return [];
-  if (objs.length === 1) return [itemBytes(objs[0] as StoredObject)];
-  const all = gunzipSync(Buffer.concat(objs.map((o) => o.gz)));
+  const all = inflateSegments(objs.map((o) => o.z));
   const out: Buffer[] = [];
   let at = 0;
   for (const o of objs) {

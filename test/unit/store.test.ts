@@ -55,7 +55,7 @@ test('Store: upsert, replace and delete keep every index right', () => {
   const y = s.get('a/y');
   assert.ok(y);
   assert.equal(s.bytes, itemSize(a) + itemSize(y));
-  assert.equal(s.storedBytes, a.gz.length + y.gz.length);
+  assert.equal(s.storedBytes, a.z.length + y.z.length);
 
   const a2 = pod('a', 'x', { rv: 2, labels: { app: 'db' }, node: 'n2' });
   assert.equal(s.upsert(a2), a, 'upsert returns the previous object');
@@ -247,7 +247,7 @@ test('Store: select() equals brute force for random queries on a random populati
       for (const v of LABEL_VALUES) assert.deepEqual(setOf(s.byLabel(k, v)), where((m) => Object.hasOwn(m.labels, k) && m.labels[k] === v));
     }
     assert.equal(s.bytes, [...s.values()].reduce((n, o) => n + itemSize(o), 0));
-    assert.equal(s.storedBytes, [...s.values()].reduce((n, o) => n + o.gz.length, 0));
+    assert.equal(s.storedBytes, [...s.values()].reduce((n, o) => n + o.z.length, 0));
   }
   assert.equal(checked, 400);
   assert.ok(nonEmpty > 100, `enough non-empty answers (${nonEmpty})`);
