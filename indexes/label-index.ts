@@ -1,14 +1,16 @@
-// The inverted label index: `key=value` → object keys and `key` → object keys. Used for the
-// selecting label requirements (=, ==, in, exists); the others are evaluated on the candidates.
-import { ValueIndex } from './value-index.js';
+// The inverted label index: label key → value → object keys (sorted postings, posting.ts). Used for
+// the selecting label requirements (=, ==, in, exists); the others are evaluated on the candidates.
+// `exists` is the union of the key's postings (an object has one value per key, so they are
+// disjoint): no second posting per label is kept for it.
+import { PostingUnion, Posting } from './posting.js';
 
 export type Labels = Readonly<Record<string, string>>;
 
 const EMPTY: Labels = Object.freeze({});
 
 export class LabelIndex {
-  readonly #pairs = new ValueIndex();
-  readonly #keys = new ValueIndex();
+  readonly #byKey = new Map<string, PostingUnion>();
+  #pairs = 0;
 
   /** Re-indexes `objKey` from `oldLabels` to `newLabels`, touching only the labels that changed. */
   update(objKey: string, oldLabels: Labels | undefined, newLabels: Labels | undefined): void {
@@ -17,39 +19,57 @@ export class LabelIndex {
     if (before === after) return;
     for (const k of Object.keys(before)) {
       const v = before[k] as string;
-      const nv = own(after, k);
-      if (nv === v) continue;
-      this.#pairs.remove(pair(k, v), objKey);
-      if (nv === undefined) this.#keys.remove(k, objKey);
+      if (own(after, k) !== v) this.#remove(k, v, objKey);
     }
     for (const k of Object.keys(after)) {
       const v = after[k] as string;
-      const ov = own(before, k);
-      if (ov === v) continue;
-      this.#pairs.add(pair(k, v), objKey);
-      if (ov === undefined) this.#keys.add(k, objKey);
+      if (own(before, k) !== v) this.#add(k, v, objKey);
     }
   }
 
-  withValue(key: string, value: string): ReadonlySet<string> | undefined {
-    return this.#pairs.get(pair(key, value));
+  #add(k: string, v: string, objKey: string): void {
+    let u = this.#byKey.get(k);
+    if (!u) {
+      u = new PostingUnion();
+      this.#byKey.set(k, u);
+    }
+    const p = u.byValue.get(v);
+    if (!p) {
+      u.byValue.set(v, new Posting(objKey));
+      this.#pairs++;
+      u.size++;
+    } else if (p.add(objKey)) {
+      u.size++;
+    }
   }
 
+  #remove(k: string, v: string, objKey: string): void {
+    const u = this.#byKey.get(k);
+    const p = u?.byValue.get(v);
+    if (!u || !p || !p.delete(objKey)) return;
+    u.size--;
+    if (p.size > 0) return;
+    u.byValue.delete(v);
+    this.#pairs--;
+    if (u.byValue.size === 0) this.#byKey.delete(k);
+  }
+
+  /** The keys with label `key=value`, in key order. */
+  withValue(key: string, value: string): ReadonlySet<string> | undefined {
+    return this.#byKey.get(key)?.byValue.get(value);
+  }
+
+  /** The keys with label `key` (any value): in key order per value. */
   withKey(key: string): ReadonlySet<string> | undefined {
-    return this.#keys.get(key);
+    return this.#byKey.get(key);
   }
 
   get distinctPairs(): number {
-    return this.#pairs.values;
+    return this.#pairs;
   }
 }
 
 /** A label's value, never an inherited property (label keys like `constructor` are legal). */
 function own(labels: Labels, key: string): string | undefined {
   return Object.hasOwn(labels, key) ? labels[key] : undefined;
-}
-
-// A NUL cannot occur in a label key or value, so the pair encoding is unambiguous.
-function pair(k: string, v: string): string {
-  return `${k}\u0000${v}`;
 }
