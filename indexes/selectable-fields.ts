@@ -1,9 +1,16 @@
 // The field selectors kube-apiserver supports per type, and each object's values for them, as the
 // types' ToSelectableFields / GetAttrs compute them (pkg/registry/*/strategy.go). A field not
 // listed here is forwarded to the apiserver, which writes the exact 400 for unsupported ones.
+import { intern } from './intern.js';
 
 export type FieldValues = Readonly<Record<string, string>>;
 type Json = Readonly<Record<string, unknown>>;
+
+/**
+ * Fields whose values are (nearly) unique per object: not worth a place in the intern table
+ * (metadata.name is the very string the object's name is held in already).
+ */
+const UNIQUE = new Set(['metadata.name', 'status.podIP', 'involvedObject.name', 'involvedObject.uid', 'involvedObject.resourceVersion']);
 
 function obj(v: unknown): Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {};
@@ -89,6 +96,8 @@ export function fieldSetFor(group: string, resource: string, namespaced: boolean
       const out: Record<string, string> = specific ? specific(o) : {};
       out['metadata.name'] = str(meta['name']);
       if (namespaced) out['metadata.namespace'] = str(meta['namespace']);
+      // Repeated values (node names, namespaces, phases …) shared between objects: intern.ts.
+      for (const k of Object.keys(out)) if (!UNIQUE.has(k)) out[k] = intern(out[k] as string);
       return out;
     },
   };
