@@ -15,9 +15,9 @@ import { parseArgs, scaleLabel, USAGE, type BenchOptions } from './args.js';
 import { Client, closedLoop, type LoadResult } from './client.js';
 import { APP_COUNT, appName, configMapObject, namespaceName, nodeName, podRef, type Layout } from './objects.js';
 import { cpuDelta, sampleCpu, type CpuSample } from './proc.js';
-import { deltaOf, histogramDelta, histogramQuantile, sum, sumBy, type Metrics } from './prom.js';
+import { deltaOf, histogramDelta, histogramQuantile, parseMetrics, sum, sumBy, type Metrics } from './prom.js';
 import { ProxyProcess, stopAllProxies } from './proxy-process.js';
-import { evaluateTargets, markdown, type BenchResult, type CaseResult, type MemoryResult, type MixedResource, type MixedResult, type SideResult } from './results.js';
+import { evaluateTargets, markdown, QUIET_DIRECT, QUIET_READER, type BenchResult, type CaseResult, type MemoryResult, type MixedResource, type MixedResult, type SideResult } from './results.js';
 import { latencyStats, prng, round, sleep } from './stats.js';
 
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -232,6 +232,13 @@ async function memory(proxy: ProxyProcess, when: string): Promise<MemoryResult> 
 
 // ---------------------------------------------------------------- mixed read/write workload
 
+/** The apiserver's own /metrics (its request counters count what the proxy costs it). */
+async function apiserverMetrics(direct: Client): Promise<Metrics> {
+  const r = await direct.get('/metrics', true);
+  if (r.status !== 200 || !r.body) throw new Error(`apiserver /metrics: ${r.status}`);
+  return parseMetrics(r.body.toString('utf8').split('\n').filter((l) => l.startsWith('apiserver_request_total{')).join('\n'));
+}
+
 async function mixed(env: Env): Promise<MixedResult> {
   const { o, layout } = env;
   const seconds = o.mixedSeconds;
@@ -249,8 +256,8 @@ async function mixed(env: Env): Promise<MixedResult> {
   // A quiet resource: nothing writes Nodes here while the cluster's resourceVersion keeps moving.
   // One reader of its own through the proxy (so its waits do not slow the others), one direct.
   const quietPath = () => `/api/v1/nodes?fieldSelector=${encodeURIComponent(`metadata.name=${nodeName(pick(o.nodes))}`)}`;
-  const quiet = { kind: 'one node by metadata.name (quiet resource), own reader', path: quietPath };
-  const quietDirect = { kind: 'the same, direct to the apiserver', path: quietPath };
+  const quiet = { kind: QUIET_READER, path: quietPath };
+  const quietDirect = { kind: QUIET_DIRECT, path: quietPath };
   const readLat: Record<string, number[]> = {};
   const readErr: Record<string, number> = {};
   let readErrorsFirst: string | undefined;
@@ -260,6 +267,7 @@ async function mixed(env: Env): Promise<MixedResult> {
   let skipped = 0;
 
   const m0 = await env.proxy.metrics();
+  const a0 = await apiserverMetrics(env.direct);
   const c0: CpuSample = sampleCpu(env.pids);
   const started = performance.now();
   const deadline = started + seconds * 1000;
@@ -330,6 +338,7 @@ async function mixed(env: Env): Promise<MixedResult> {
   const c1 = sampleCpu(env.pids);
   await sleep(200);
   const m1 = await env.proxy.metrics();
+  const a1 = await apiserverMetrics(env.direct);
 
   const resources: Record<string, MixedResource> = {};
   for (const resource of ['pods', 'configmaps', 'nodes']) {
@@ -340,7 +349,18 @@ async function mixed(env: Env): Promise<MixedResult> {
     const h = histogramDelta(m0, m1, 'kube_cache_proxy_freshness_wait_seconds', { resource });
     const timeouts = histogramDelta(m0, m1, 'kube_cache_proxy_freshness_wait_seconds', { resource, outcome: 'timeout' }).count;
     const atZero = h.buckets[0]?.count ?? 0;
+    // What the apiserver saw: every LIST of the resource, less the reads the proxy forwarded and the
+    // direct reader's (nodes): the rest are what the proxy sent for the reads it served (probes; its
+    // own relists if any).
+    const listed = { resource, verb: 'LIST' };
+    const apiserverLists = sum(a1, 'apiserver_request_total', listed) - sum(a0, 'apiserver_request_total', listed);
+    const directReads = resource === 'nodes' ? (readLat[quietDirect.kind]?.length ?? 0) + (readErr[quietDirect.kind] ?? 0) : 0;
+    const upstreamForServed = Math.max(0, apiserverLists - fb - directReads);
+    const probes = sum(m1, 'kube_cache_proxy_freshness_probes_total', { resource }) - sum(m0, 'kube_cache_proxy_freshness_probes_total', { resource });
     resources[resource] = {
+      apiserverLists,
+      upstreamPerServed: served > 0 ? upstreamForServed / served : Number.NaN,
+      sharedProbes: probes,
       reads: served + fb,
       served,
       fallbacks,
@@ -362,7 +382,8 @@ async function mixed(env: Env): Promise<MixedResult> {
     resources,
     cpuSeconds: Object.fromEntries(Object.entries(cpuDelta(c0, c1)).map(([k, v]) => [k, round(v, 3)])),
   };
-  for (const [k, v] of Object.entries(resources)) log(`  ${k}: ${v.served}/${v.reads} served (${(100 * v.hitRatio).toFixed(1)}%), fallbacks ${JSON.stringify(v.fallbacks)}`);
+  for (const [k, v] of Object.entries(resources)) log(`  ${k}: ${v.served}/${v.reads} served (${(100 * v.hitRatio).toFixed(1)}%), fallbacks ${JSON.stringify(v.fallbacks)}, upstream requests per served read ${v.upstreamPerServed?.toFixed(3)} (shared probes ${v.sharedProbes})`);
+  log(`  quiet resource p50: ${readsOut[quiet.kind]?.latency.p50Ms.toFixed(2)} ms via the proxy vs ${readsOut[quietDirect.kind]?.latency.p50Ms.toFixed(2)} ms direct`);
   return out;
 }
 
@@ -502,7 +523,7 @@ async function main(): Promise<number> {
       memory: mem,
       cases,
       mixed: mixedResult,
-      targets: evaluateTargets(cases, mem[0]),
+      targets: evaluateTargets(cases, mem[0], mixedResult),
       runSeconds: round(runSeconds, 1),
     };
     const md = markdown(result);
