@@ -5,6 +5,7 @@ import { TestCluster } from '../cluster/cluster.js';
 import { runProxy, type RunningProxy } from '../../proxy/main.js';
 import type { ProxyOptions } from '../../proxy/options.js';
 import { DEFAULT_FLOW_CONTROL } from '../../flowcontrol/defaults.js';
+import { cacheConfigFrom } from '../../proxy/cache-options.js';
 
 export const CLUSTER_ENV = 'KCP_TEST_CLUSTER_DIR';
 
@@ -25,7 +26,11 @@ export interface TestProxy {
   stop(): Promise<void>;
 }
 
-/** A proxy on loopback in front of `cluster`, serving the cluster-CA-signed test certificate. */
+/**
+ * A proxy on loopback in front of `cluster`, serving the cluster-CA-signed test certificate,
+ * configured as users run it: the cache on with its default resources, flow control on. A test
+ * about forwarding alone turns the cache off with `{ cache: undefined }`.
+ */
 export async function startTestProxy(cluster: TestCluster, overrides: Partial<ProxyOptions> = {}): Promise<TestProxy> {
   const options: ProxyOptions = {
     kubeconfig: cluster.info.users.admin.kubeconfig,
@@ -39,7 +44,7 @@ export async function startTestProxy(cluster: TestCluster, overrides: Partial<Pr
     metricsListen: { host: '127.0.0.1', port: 0 },
     logLevel: 'silent',
     shutdownGracePeriodSeconds: 5,
-    cache: undefined,
+    cache: cacheConfigFrom({}),
     flowControl: DEFAULT_FLOW_CONTROL,
     flowControlSource: undefined,
     backends: DEFAULT_BACKEND_OPTIONS,

@@ -330,7 +330,7 @@ describe('HTTP/2 requests', () => {
   let proxy: TestProxy;
   before(async () => {
     echo = await startEchoUpstream(cluster);
-    viaEcho = await startTestProxy(cluster, { upstreams: [echo.url] });
+    viaEcho = await startTestProxy(cluster, { upstreams: [echo.url], cache: undefined });
     proxy = await startTestProxy(cluster);
   });
   after(async () => {

@@ -353,7 +353,7 @@ describe('upgrades spliced to an echo upstream', () => {
   let proxy: TestProxy;
   before(async () => {
     echo = await startEchoUpstream(cluster);
-    proxy = await startTestProxy(cluster, { upstreams: [echo.url] });
+    proxy = await startTestProxy(cluster, { upstreams: [echo.url], cache: undefined });
   });
   after(async () => {
     await proxy.stop();
@@ -695,7 +695,7 @@ describe('upgrades spliced to an echo upstream', () => {
   });
 
   test('shutdown ends spliced connections and finishes', async () => {
-    const own = await startTestProxy(cluster, { upstreams: [echo.url], shutdownGracePeriodSeconds: 2 });
+    const own = await startTestProxy(cluster, { upstreams: [echo.url], cache: undefined, shutdownGracePeriodSeconds: 2 });
     const { c } = await openSpdy(own, nextId('shutdown'));
     await eventually('gauge 1', async () => (await gauge(own)) === 1);
     const started = Date.now();
@@ -706,7 +706,7 @@ describe('upgrades spliced to an echo upstream', () => {
   });
 
   test('an upgrade arriving while the proxy shuts down: 503 Status, nothing reaches the upstream', async () => {
-    const own = await startTestProxy(cluster, { upstreams: [echo.url], shutdownGracePeriodSeconds: 5 });
+    const own = await startTestProxy(cluster, { upstreams: [echo.url], cache: undefined, shutdownGracePeriodSeconds: 5 });
     let stopping: Promise<void> | undefined;
     try {
       // A short request in flight keeps the shutdown draining for a while.
@@ -741,7 +741,7 @@ describe('upgrades spliced to an echo upstream', () => {
     const held = new Set<Socket>();
     silent.on('connection', (s) => { held.add(s); s.on('close', () => held.delete(s)); s.on('error', () => s.destroy()); s.resume(); });
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
-    const own = await startTestProxy(cluster, { upstreams: [`https://127.0.0.1:${(silent.address() as AddressInfo).port}`] });
+    const own = await startTestProxy(cluster, { upstreams: [`https://127.0.0.1:${(silent.address() as AddressInfo).port}`], cache: undefined });
     try {
       const send = (c: RawClient) => c.socket.write(requestHead('POST', '/api/v1/namespaces/ns/pods/p/exec?command=sh', spdyHeaders(nextId('silent'), [['Authorization', `Bearer ${adminToken}`]])));
       // A client that gives up while the proxy is still connecting.
@@ -777,7 +777,7 @@ describe('upgrades spliced to an echo upstream', () => {
         s.close(() => resolve(p));
       });
     });
-    const own = await startTestProxy(cluster, { upstreams: [`https://127.0.0.1:${port}`] });
+    const own = await startTestProxy(cluster, { upstreams: [`https://127.0.0.1:${port}`], cache: undefined });
     try {
       const c = await RawClient.connect(own.url);
       c.socket.write(requestHead('POST', '/api/v1/namespaces/ns/pods/p/exec?command=sh', spdyHeaders(nextId('down'), [['Authorization', `Bearer ${adminToken}`]])));
