@@ -3,7 +3,7 @@
 // (like --max-requests-inflight / --max-mutating-requests-inflight), cache for reads the proxy
 // answers itself. Exempt levels skip everything. A request refused by the global level gives back
 // what it took in its rule's level. The refusing level's congestion bucket chooses the Retry-After.
-import { costOf } from './cost.js';
+import { costOf, type Cost } from './cost.js';
 import type { Clock } from './clock.js';
 import type { RequestAttributes } from './attributes.js';
 import type { FlowControlConfig, GlobalLevel, LevelSpec } from './config.js';
@@ -22,6 +22,16 @@ export interface Ticket {
    * cache was to answer goes to the apiserver after all, and is admitted again as that).
    */
   refund(): void;
+  /**
+   * The request goes to be served elsewhere after all (a read the cache was to answer goes to the
+   * apiserver): admitted as `a` now describes it, and charged once. In the same level and flow, the
+   * tokens taken at arrival stand (only tokens the new cost needs beyond them are taken now, and any
+   * surplus is given back), the seat is taken again at the new cost, and the global level is passed
+   * again for where it is now served, and it is not counted as admitted a second time (a refusal is
+   * counted, and gives back everything). In another level or flow (a reload moved it) it is given
+   * back whole and admitted, and counted, anew. Replaces this ticket (instead of release or refund).
+   */
+  exchange(a: RequestAttributes): Admission | Promise<Admission>;
 }
 
 export interface Refusal {
@@ -129,19 +139,31 @@ export class FlowControl {
     const { rule, level } = this.classify(a);
     const cost = costOf(a, this.#config.cost);
     const flow = flowKey(a, level.spec.flowBy);
-    const first = level.acquire(flow, cost, a.longRunning);
-    if (level.exempt) return this.#after(first as LevelResult, undefined, rule, started);
+    return this.#through(level, rule, flow, cost, a, level.acquire(flow, cost, a.longRunning), started, true, 0);
+  }
+
+  /**
+   * The rest of an admission once the rule's level has answered: the global level, then the ticket.
+   * `kept`: tokens of `cost` already taken in the rule's level (an exchange), given back on a refusal.
+   */
+  #through(level: Level, rule: string, flow: string, cost: Cost, a: RequestAttributes, first: LevelResult | Promise<LevelResult>, started: number, count: boolean, kept: number): Admission | Promise<Admission> {
+    if (level.exempt) return this.#after(first as LevelResult, undefined, rule, flow, cost, started, count);
     const global = this.#globalFor(a);
     const next = (r: LevelResult): Admission | Promise<Admission> => {
       if (r.queued) this.#observer?.queued(level.name, rule);
-      if (!r.ok) return this.#after(r, undefined, rule, started);
+      if (!r.ok) {
+        if (kept > 0) level.release({ level, flow, cost: { tokens: kept, seats: 0 }, longRunning: false }, REFUND);
+        return this.#after(r, undefined, rule, flow, cost, started, count);
+      }
+      // The grant records the whole cost (an exchange may have taken only part of its tokens now).
+      const inner: LevelGrant = { ...r.grant, cost };
       const second = global.acquire(level.name, cost, a.longRunning);
-      return second instanceof Promise ? second.then((s) => this.#after(s, r.grant, rule, started)) : this.#after(second, r.grant, rule, started);
+      return second instanceof Promise ? second.then((s) => this.#after(s, inner, rule, flow, cost, started, count)) : this.#after(second, inner, rule, flow, cost, started, count);
     };
     return first instanceof Promise ? first.then(next) : next(first);
   }
 
-  #after(r: LevelResult, inner: LevelGrant | undefined, rule: string, started: number): Admission {
+  #after(r: LevelResult, inner: LevelGrant | undefined, rule: string, flow: string, cost: Cost, started: number, count: boolean): Admission {
     if (r.queued && inner) this.#observer?.queued(r.ok ? r.grant.level.name : r.level.name, rule);
     if (!r.ok) {
       // Refused further on: what the request took in its own level is given back.
@@ -149,9 +171,11 @@ export class FlowControl {
       this.#observer?.rejected(r.level.name, rule, r.reason, r.retryAfterSeconds);
       return { admitted: false, level: r.level.name, rule, reason: r.reason, retryAfterSeconds: r.retryAfterSeconds };
     }
-    const outer = r.grant;
-    const levelName = (inner ?? outer).level.name;
-    this.#observer?.admitted(levelName, rule, this.#clock.now() - started);
+    // Exempt levels pass no global level: their own grant is then the outer one.
+    const outer = inner ? r.grant : { ...r.grant, cost };
+    const own = inner ?? outer;
+    const levelName = own.level.name;
+    if (count) this.#observer?.admitted(levelName, rule, this.#clock.now() - started);
     let released = false;
     const release = (o: typeof KEEP) => {
       if (released) return;
@@ -159,7 +183,33 @@ export class FlowControl {
       outer.level.release(outer, o);
       if (inner) inner.level.release(inner, o);
     };
-    return { admitted: true, level: levelName, rule, release: () => release(KEEP), refund: () => release(REFUND) };
+    const exchange = (a: RequestAttributes): Admission | Promise<Admission> => {
+      if (released) throw new Error('flow control: exchange of a ticket already given back');
+      released = true;
+      return this.#exchange(own, inner ? outer : undefined, flow, a);
+    };
+    return { admitted: true, level: levelName, rule, release: () => release(KEEP), refund: () => release(REFUND), exchange };
+  }
+
+  /**
+   * Re-admits a request as `a` now describes it, charging it once: see Ticket.exchange. The tokens
+   * kept were taken when the request arrived, so its flow's bucket refills from that moment, exactly
+   * as if it had been admitted as what it costs now in the first place.
+   */
+  #exchange(own: LevelGrant, global: LevelGrant | undefined, flow: string, a: RequestAttributes): Admission | Promise<Admission> {
+    const started = this.#clock.now();
+    global?.level.release(global, REFUND);
+    const { rule, level } = this.classify(a);
+    const cost = costOf(a, this.#config.cost);
+    const newFlow = flowKey(a, level.spec.flowBy);
+    if (level !== own.level || newFlow !== flow || a.longRunning !== own.longRunning) {
+      own.level.release(own, REFUND);
+      return this.admit(a);
+    }
+    const kept = Math.min(own.cost.tokens, cost.tokens);
+    own.level.release({ ...own, cost: { tokens: own.cost.tokens - kept, seats: own.cost.seats } }, REFUND);
+    const rest: Cost = { tokens: cost.tokens - kept, seats: cost.seats };
+    return this.#through(level, rule, flow, cost, a, level.acquire(flow, rest, a.longRunning), started, false, kept);
   }
 
   stats(): LevelStats[] {

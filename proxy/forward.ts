@@ -93,8 +93,8 @@ export async function forwardRequest(req: ClientRequest, res: ClientResponse, ct
     return false;
   };
   // A read the cache will answer is admitted as such (the apiserver sees only its probe); one that
-  // falls back to the apiserver after all gives that admission back (tokens too) and is admitted
-  // again, as what it then costs.
+  // falls back to the apiserver after all exchanges that admission for one as what it then costs,
+  // charged once: the tokens its flow paid on arrival stand, it is not counted as admitted twice.
   const toCache = cached !== undefined && (cached.reflector.synced || info.query.has('continue')) &&
     !(info.verb === 'get' && info.query.get('resourceVersion')?.[0] !== '0') && !info.queryLossy &&
     jsonAnswerRefusal(req.headersDistinct['accept']?.[0]) === undefined && !wantsPretty(req.headers['user-agent']);
@@ -126,14 +126,13 @@ export async function forwardRequest(req: ClientRequest, res: ClientResponse, ct
         return;
       }
     } finally {
-      // A fallback is admitted again below as what it then costs; this admission is given back whole.
+      // A fallback keeps its ticket: exchanged below for the apiserver (or kept when admitted as that).
       if (done) ticket?.release();
-      else if (toCache) ticket?.refund();
       ctx.inflight.delete(entry);
       ctx.metrics.inflight(longRunning, -1);
     }
-    if (toCache) {
-      ticket = await admitted(admit(ctx.flowControl, () => flowAttributes(req, info, f, longRunning, 'apiserver', cached)), 'upstream');
+    if (toCache && ticket) {
+      ticket = await admitted(ticket.exchange(flowAttributes(req, info, f, longRunning, 'apiserver', cached)), 'upstream');
       if (ticket === false) return;
     }
   }

@@ -378,3 +378,50 @@ test('refund: a ticket given back whole returns its tokens and seat in every lev
   t.refund();
   assert.equal(fc.stats().find((s) => s.level === 'l')?.inflight, 0, 'a second refund or release does nothing');
 });
+
+test('exchange: a cache read forwarded after all is charged once, its bucket refilling from its arrival, counted once', () => {
+  const clock = new ManualClock();
+  let admittedCount = 0;
+  const observer = { admitted: () => { admittedCount++; }, queued: () => {}, rejected: () => {} };
+  const fc = new FlowControl(config({ qps: 1, burst: 1, flowBy: 'user', queue: { length: 0 } }), clock, observer);
+  const t = sync(fc.admit(attrs({ userAgent: 't/', source: 'cache' })));
+  assert.ok(t.admitted);
+  // The cache looks for 50 ms, then the read goes to the apiserver.
+  clock.advance(50);
+  const forwarded = sync(t.exchange(attrs({ userAgent: 't/', objects: 1 })));
+  assert.ok(forwarded.admitted, 'the token paid on arrival stands');
+  assert.equal(admittedCount, 1, 'one request, one admission');
+  assert.equal(fc.stats().find((s) => s.level === 'readOnly')?.inflight, 1, 'now holds an apiserver seat');
+  assert.equal(fc.stats().find((s) => s.level === 'cache')?.inflight, 0, 'and no cache seat');
+  clock.advance(949);
+  assert.ok(!sync(fc.admit(attrs({ userAgent: 't/' }))).admitted, '1 s after the arrival less 1 ms: no token yet');
+  clock.advance(1);
+  // Refunded and admitted again at 50 ms, the bucket would refill from there: not before 1050 ms.
+  const next = sync(fc.admit(attrs({ userAgent: 't/' })));
+  assert.ok(next.admitted, 'one second after the arrival the next token is there');
+  forwarded.release();
+  next.release();
+  assert.equal(fc.stats().find((s) => s.level === 'l')?.inflight, 0);
+  assert.throws(() => forwarded.exchange(attrs({ userAgent: 't/' })), /already given back/);
+});
+
+test('exchange: a dearer apiserver read takes only the tokens beyond those paid; a refusal gives all back', () => {
+  const clock = new ManualClock();
+  const fc = new FlowControl(config({ qps: 1, burst: 4, flowBy: 'user', queue: { length: 0 } }), clock);
+  const t = sync(fc.admit(attrs({ userAgent: 't/', source: 'cache' })));
+  assert.ok(t.admitted);
+  // 250 objects: 3 tokens; 1 was paid on arrival, 2 more now, leaving 1 of the burst of 4.
+  const dear = sync(t.exchange(attrs({ userAgent: 't/', objects: 250 })));
+  assert.ok(dear.admitted);
+  assert.equal(fc.stats().find((s) => s.level === 'l')?.tokens, 1);
+  assert.equal(fc.stats().find((s) => s.level === 'l')?.inflight, 3, 'seats at the new cost');
+  dear.refund();
+  assert.equal(fc.stats().find((s) => s.level === 'l')?.tokens, 4, 'a refund gives back all 3 tokens');
+  // Refused in its level when exchanged: the token paid on arrival comes back too.
+  const u = sync(fc.admit(attrs({ userAgent: 't/', source: 'cache' })));
+  assert.ok(u.admitted && sync(fc.admit(attrs({ userAgent: 't/' }))).admitted && sync(fc.admit(attrs({ userAgent: 't/' }))).admitted);
+  assert.equal(fc.stats().find((s) => s.level === 'l')?.tokens, 1);
+  const refused = sync(u.exchange(attrs({ userAgent: 't/', objects: 500 })));
+  assert.ok(!refused.admitted, '4 more tokens than the 1 left');
+  assert.equal(fc.stats().find((s) => s.level === 'l')?.tokens, 2, 'the refused request\'s arrival token given back');
+});
