@@ -2,6 +2,7 @@
 // limit=1, sent upstream with the client's own credentials) both authorizes the read — a 401/403 is
 // returned exactly as the apiserver wrote it — and gives the resourceVersion a consistent read must
 // reach. Every "no" forwards the original request.
+import { randomUUID } from 'node:crypto';
 import type { ClientRequest, ClientResponse } from './client-http.js';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
@@ -14,7 +15,7 @@ import { upstreamRequestHeaders } from './headers.js';
 import { sendStatus } from './status.js';
 import { acceptsGzip, jsonAnswerRefusal, wantsPretty } from './content-negotiation.js';
 import { isForward, parseListOptions } from '../cache/list-options.js';
-import { listScope, readList, readObject } from '../cache/reads.js';
+import { forwardBeforeProof, listScope, readList, readObject } from '../cache/reads.js';
 import { gzipListBody, gzipListBodySize, listBodySize, objectBody, type BodyType, type ListMeta } from '../cache/list-body.js';
 import type { StoredObject } from '../cache/stored-object.js';
 import { readBody } from '../cache/upstream.js';
@@ -65,10 +66,13 @@ export async function serveFromCache(req: ClientRequest, res: ClientResponse, in
   const authzKey = opts.mode.kind === 'any' ? ctx.authorization.key(req, info, f) : undefined;
   let probed: { rv: bigint | undefined; headers: Record<string, string> } = { rv: undefined, headers: {} };
   const needsTarget = opts.mode.kind === 'consistent' && opts.continueToken === undefined;
+  // Known behind and quiet: a proof would only delay the forward (cache/quiet-resources.ts).
+  if (needsTarget && forwardBeforeProof(ctx.cache, cr)) return forward('quiet');
   const local = ctx.localAccess ? await localRead(req, res, info, f, ctx.localAccess, needsTarget ? cr.freshness : undefined) : undefined;
   if (local?.kind === 'done') return local.outcome;
   if (local?.kind === 'forward') return forward(local.reason);
-  if (local?.kind === 'allowed') probed = { rv: local.rv, headers: {} };
+  // Judged here: the answer carries an Audit-Id of its own, as every apiserver answer does.
+  if (local?.kind === 'allowed') probed = { rv: local.rv, headers: { 'audit-id': randomUUID() } };
   else if (!ctx.authorization.allowed(authzKey)) {
     const p = await probe(req, info, f, ctx, true, opts.mode.kind === 'consistent');
     if (p.kind === 'fail') {
@@ -82,6 +86,7 @@ export async function serveFromCache(req: ClientRequest, res: ClientResponse, in
     }
     if (p.kind === 'reply') return writeReply(res, p);
     ctx.authorization.remember(authzKey);
+    if (p.rv !== undefined) ctx.cache.sawRevision(p.rv);
     probed = p;
   }
   // A consistent read is never served without a freshness target.
@@ -111,7 +116,8 @@ async function serveGet(req: ClientRequest, res: ClientResponse, info: RequestIn
   const local = ctx.localAccess ? await localRead(req, res, info, f, ctx.localAccess, undefined) : undefined;
   if (local?.kind === 'done') return local.outcome;
   if (local?.kind === 'forward') return forward(local.reason);
-  if (local?.kind !== 'allowed' && !ctx.authorization.allowed(authzKey)) {
+  if (local?.kind === 'allowed') headers = { 'audit-id': randomUUID() };
+  else if (!ctx.authorization.allowed(authzKey)) {
     const p = await probe(req, info, f, ctx, false);
     if (p.kind === 'fail') return forward(p.reason);
     if (p.kind === 'reply') return writeReply(res, p);

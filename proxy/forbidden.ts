@@ -2,6 +2,7 @@
 // 401 when authentication fails, 403 with the text kube-apiserver writes when authorization does
 // (k8s.io/apiserver endpoints/handlers/responsewriters Forbidden and forbiddenMessage, and
 // apimachinery's NewForbidden), encoded as its JSON serializer encodes a Status.
+import { randomUUID } from 'node:crypto';
 import type { ClientResponse } from './client-http.js';
 
 export interface ForbiddenAttributes {
@@ -71,7 +72,7 @@ export const UNAUTHORIZED_BODY = goJson({ kind: 'Status', apiVersion: 'v1', meta
 
 /** Writes the refusal with the apiserver's headers. Returns the body's length. */
 export function writeRefusal(res: ClientResponse, code: 401 | 403, body: string): number {
-  const headers: Record<string, string> = { 'cache-control': 'no-cache, private', 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+  const headers: Record<string, string> = { 'audit-id': randomUUID(), 'cache-control': 'no-cache, private', 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
   if (code === 403) headers['x-content-type-options'] = 'nosniff';
   res.writeHead(code, headers);
   res.end(body);
