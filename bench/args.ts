@@ -22,7 +22,15 @@ export interface BenchOptions {
   readonly out: string | undefined;
   /** Extra flags for the proxy under test (e.g. --cache-authorization-ttl=10). */
   readonly proxyArgs: readonly string[];
+  /** The proxy's authorization modes to measure, in order: a fresh proxy process for each. */
+  readonly modes: readonly AuthorizationMode[];
+  /** Where the proxy's CPU profiles go (node --cpu-prof), or undefined: not profiled. */
+  readonly cpuProf: string | undefined;
 }
+
+export type AuthorizationMode = 'probe' | 'local';
+/** The mode issue 9's targets are judged in; the others are reported beside it. */
+export const JUDGED_MODE: AuthorizationMode = 'local';
 
 export const DEFAULTS: BenchOptions = {
   nodes: 1000,
@@ -42,13 +50,16 @@ export const DEFAULTS: BenchOptions = {
   writeReadme: true,
   out: undefined,
   proxyArgs: [],
+  modes: ['probe', 'local'],
+  cpuProf: undefined,
 };
 
 export const USAGE = `Usage: npm run bench -- [flags]        (or: node dist/bench/run.js [flags])
 
-Starts its own cluster (etcd + 1 kube-apiserver) and the proxy, populates the cluster, and measures
-reads direct to the apiserver versus through the proxy. Results: bench/results/<date>-<scale>.json,
-a Markdown summary on stdout and in bench/README.md.
+Starts its own cluster (etcd + 1 kube-apiserver), populates it, then for each authorization mode
+starts a fresh proxy and measures reads direct to the apiserver versus through the proxy; the
+targets are judged in ${JUDGED_MODE} mode. Results: bench/results/<date>-<scale>.json, a Markdown summary
+on stdout and in bench/README.md.
 
 Scale:
   --nodes N                  Nodes to create (default ${DEFAULTS.nodes})
@@ -66,8 +77,12 @@ Load:
   --writes-per-second N      write rate of the mixed phase (default ${DEFAULTS.writesPerSecond})
   --seed N                   seed of the request mix (default ${DEFAULTS.seed})
 Proxy:
-  --proxy-arg FLAG           an extra flag for the proxy under test, repeatable
+  --modes LIST               the proxy's --authorization-mode values to measure, in order
+                             (default ${DEFAULTS.modes.join(',')}; targets judged for ${JUDGED_MODE})
+  --proxy-arg FLAG           an extra flag for every proxy under test, repeatable
                              (e.g. --proxy-arg=--cache-authorization-ttl=10)
+  --cpu-prof DIR             profile each proxy (node --cpu-prof) into DIR/<date>-<mode>.cpuprofile and
+                             summarise its top self-time functions during the indexed cases
 Output:
   --out FILE                 results JSON (default bench/results/<ISO date>-<scale>.json)
   --no-readme                do not rewrite the results section of bench/README.md
@@ -97,6 +112,8 @@ export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
     else if (flag === '--no-readme') o.writeReadme = false;
     else if (flag === '--out') o.out = value();
     else if (flag === '--proxy-arg') o.proxyArgs = [...o.proxyArgs, value()];
+    else if (flag === '--modes') o.modes = parseModes(value());
+    else if (flag === '--cpu-prof') o.cpuProf = value();
     else {
       const key = ints[flag];
       if (!key) throw new Error(`unknown flag ${flag} (see --help)`);
@@ -107,10 +124,23 @@ export function parseArgs(argv: readonly string[]): BenchOptions | 'help' {
     }
   });
   if (help) return 'help';
+  if (o.proxyArgs.some((a) => a === '--authorization-mode' || a.startsWith('--authorization-mode='))) {
+    throw new Error('--proxy-arg: the authorization mode is set by --modes');
+  }
   for (const k of ['nodes', 'pods', 'namespaces', 'requests', 'concurrency', 'fullRequests', 'fullConcurrency', 'populateConcurrency'] as const) {
     if (o[k] < 1) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: must be at least 1`);
   }
   return o;
+}
+
+function parseModes(text: string): AuthorizationMode[] {
+  const out: AuthorizationMode[] = [];
+  for (const m of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    if (m !== 'probe' && m !== 'local') throw new Error(`--modes: unknown authorization mode ${m} (probe, local)`);
+    if (!out.includes(m)) out.push(m);
+  }
+  if (out.length === 0) throw new Error('--modes: at least one of probe, local');
+  return out;
 }
 
 /** The scale in a file name: e.g. 1000n-30000p-100ns. */

@@ -41,13 +41,18 @@ export class ProxyProcess {
     live.add(this);
   }
 
-  /** Starts `node dist/proxy/cli.js` in front of the cluster's first apiserver and waits until ready. */
-  static async start(cluster: TestCluster, logFile: string, extraArgs: readonly string[] = []): Promise<ProxyProcess> {
+  /**
+   * Starts `node dist/proxy/cli.js` in front of the cluster's first apiserver and waits until ready.
+   * `nodeArgs` go to node itself (e.g. `--cpu-prof`: the profile is written when the proxy exits,
+   * which it does by process.exit after SIGTERM — node writes it on that path too).
+   */
+  static async start(cluster: TestCluster, logFile: string, extraArgs: readonly string[] = [], o: { readonly nodeArgs?: readonly string[] } = {}): Promise<ProxyProcess> {
     const port = await freePort();
     const metricsPort = await freePort();
     const cli = fileURLToPath(new URL('../proxy/cli.js', import.meta.url));
     const i = cluster.info;
     const args = [
+      ...(o.nodeArgs ?? []),
       cli,
       '--kubeconfig', i.users.admin.kubeconfig,
       '--listen', `127.0.0.1:${port}`,
