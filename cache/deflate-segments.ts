@@ -58,14 +58,27 @@ const TRAILER = 12;
  */
 const DEFLATE = { level: 6, windowBits: 13, memLevel: 6, finishFlush: constants.Z_SYNC_FLUSH } as const;
 
+/**
+ * `data` compressed as a segment (`z`, a view of zlib's output buffer: copy it, do not keep it) and
+ * its trailer.
+ */
+export function segmentParts(data: Buffer): { z: Buffer; trailer: Buffer } {
+  // zlib's output buffer sized for JSON (which deflates to well under half; more is appended when
+  // not): a few KB from Node's buffer pool rather than a 16 KiB allocation of its own per object.
+  const z = deflateRawSync(data, { ...DEFLATE, chunkSize: Math.max(1024, (data.length >>> 1) + 256) });
+  const trailer = Buffer.allocUnsafe(TRAILER);
+  trailer.writeUInt32LE(crc32(data), 0);
+  trailer.writeUInt32LE(data.length, 4);
+  trailer.writeUInt32LE(crcShift(data.length), 8);
+  return { z, trailer };
+}
+
 /** `data` compressed as a segment with its trailer, in a buffer of its own. */
 export function packSegment(data: Buffer): Buffer {
-  const z = deflateRawSync(data, DEFLATE);
+  const { z, trailer } = segmentParts(data);
   const out = Buffer.allocUnsafeSlow(z.length + TRAILER);
   z.copy(out);
-  out.writeUInt32LE(crc32(data), z.length);
-  out.writeUInt32LE(data.length, z.length + 4);
-  out.writeUInt32LE(crcShift(data.length), z.length + 8);
+  trailer.copy(out, z.length);
   return out;
 }
 

@@ -56,7 +56,7 @@ export async function listPages(upstream: CacheUpstream, type: ResourceType, fie
     const q = `limit=${o.pageSize}${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`;
     const { res, body } = await getPage(upstream, `${collectionPath(type)}?${q}`, signal);
     if (res.statusCode !== 200) throw UpstreamStatusError.fromStatus(res.statusCode, body);
-    for (const [s, e] of listItemRanges(body)) store.upsert(storedObject(body.subarray(s, e), fieldSet, type.namespaced));
+    for (const [s, e] of listItemRanges(body)) store.upsert(storedObject(body.subarray(s, e), fieldSet, type.namespaced, store.arena));
     const meta: unknown = JSON.parse(topLevelMember(body, 'metadata')?.toString('utf8') ?? '{}');
     const m = typeof meta === 'object' && meta !== null ? (meta as Record<string, unknown>) : {};
     rv ??= parseResourceVersion(m['resourceVersion']);

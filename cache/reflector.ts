@@ -380,7 +380,7 @@ export class Reflector {
       case 'ADDED':
       case 'MODIFIED':
       case 'DELETED': {
-        const obj = storedObject(objBytes, this.#fieldSet, this.type.namespaced);
+        const obj = storedObject(objBytes, this.#fieldSet, this.type.namespaced, store.arena);
         this.#watchDelivered = true;
         this.#health.heard(Date.now());
         if (obj.resourceVersion <= this.#rv) return;

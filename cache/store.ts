@@ -1,9 +1,12 @@
 // A Store of one resource's objects with its indexes (namespace, configured fields, labels), as
 // client-go's thread-safe store keeps them. A relist builds a new Store and swaps it in whole.
+// The objects' packed segments live in the store's own slabs (segment-slabs.ts), adopted when the
+// objects enter it and released when they leave.
 import { ValueIndex } from '../indexes/value-index.js';
 import { LabelIndex } from '../indexes/label-index.js';
 import { plan, effectiveNamespace, type IndexView, type ListQuery } from '../indexes/planner.js';
-import { itemSize, type StoredObject } from './stored-object.js';
+import { itemSize, storedSize, type StoredObject } from './stored-object.js';
+import { SlabArena } from './segment-slabs.js';
 
 export interface StoreOptions {
   readonly namespaced: boolean;
@@ -23,6 +26,7 @@ export class Store implements IndexView {
   readonly #byNamespace = new ValueIndex();
   readonly #byField = new Map<string, ValueIndex>();
   readonly #labels = new LabelIndex();
+  readonly #arena = new SlabArena();
   #sorted: StoredObject[] | undefined;
   #bytes = 0;
   #storedBytes = 0;
@@ -46,6 +50,11 @@ export class Store implements IndexView {
     return this.#storedBytes;
   }
 
+  /** Where objects meant for this store have their segments written (storedObject). */
+  get arena(): SlabArena {
+    return this.#arena;
+  }
+
   get(key: string): StoredObject | undefined {
     return this.#objects.get(key);
   }
@@ -57,9 +66,12 @@ export class Store implements IndexView {
   /** Adds or replaces an object; returns the previous one. */
   upsert(obj: StoredObject): StoredObject | undefined {
     const old = this.#objects.get(obj.key);
+    if (old === obj) return old;
     this.#objects.set(obj.key, obj);
+    this.#arena.adopt(obj);
+    if (old) this.#arena.release(old);
     this.#bytes += itemSize(obj) - (old ? itemSize(old) : 0);
-    this.#storedBytes += obj.z.length - (old?.z.length ?? 0);
+    this.#storedBytes += storedSize(obj) - (old ? storedSize(old) : 0);
     if (old) {
       if (this.#sorted) this.#replaceSorted(obj);
     } else {
@@ -75,8 +87,9 @@ export class Store implements IndexView {
     const old = this.#objects.get(key);
     if (!old) return undefined;
     this.#objects.delete(key);
+    this.#arena.release(old);
     this.#bytes -= itemSize(old);
-    this.#storedBytes -= old.z.length;
+    this.#storedBytes -= storedSize(old);
     this.#sorted = undefined;
     if (this.namespaced) this.#byNamespace.remove(old.namespace, key);
     for (const [field, index] of this.#byField) index.update(key, old.fields[field], undefined);

@@ -7,9 +7,15 @@ import type { Labels } from '../indexes/label-index.js';
 import type { FieldSet, FieldValues } from '../indexes/selectable-fields.js';
 import { parseResourceVersion } from './resource-version.js';
 import { stripTypeMeta } from './json-scan.js';
-import { inflateSegments, packSegment, segmentSize } from './deflate-segments.js';
+import { inflateSegments, segmentParts } from './deflate-segments.js';
+import { UNOWNED, type Placed, type Slab, type SlabArena } from './segment-slabs.js';
 
-export interface StoredObject {
+/**
+ * A cached object. Its packed segment ([deflate segment][crc][length][shift]) lives in a slab shared
+ * with other objects (cache/segment-slabs.ts): `slab`, `at`, `len` and `slot` are moved by the
+ * owning store's arena only (the bytes never change), and read through `z` or the functions below.
+ */
+export class StoredObject implements Placed {
   /** `namespace/name`, or `name` for cluster-scoped types: the apiserver's list order. */
   readonly key: string;
   readonly namespace: string;
@@ -17,8 +23,27 @@ export interface StoredObject {
   readonly resourceVersion: bigint;
   readonly labels: Labels;
   readonly fields: FieldValues;
-  /** The object as a list item (for built-in types: without kind/apiVersion), as a packed deflate segment. */
-  readonly z: Buffer;
+  slab: Slab;
+  at: number;
+  len: number;
+  slot = -1;
+
+  constructor(key: string, namespace: string, name: string, resourceVersion: bigint, labels: Labels, fields: FieldValues, packed: { slab: Slab; at: number; len: number }) {
+    this.key = key;
+    this.namespace = namespace;
+    this.name = name;
+    this.resourceVersion = resourceVersion;
+    this.labels = labels;
+    this.fields = fields;
+    this.slab = packed.slab;
+    this.at = packed.at;
+    this.len = packed.len;
+  }
+
+  /** The object as a list item (for built-in types: without kind/apiVersion), as a packed deflate segment (a view). */
+  get z(): Buffer {
+    return this.slab.buf.subarray(this.at, this.at + this.len);
+  }
 }
 
 export class ObjectParseError extends Error {
@@ -39,8 +64,11 @@ function labelsOf(v: unknown): Labels {
 
 const EMPTY_LABELS: Labels = Object.freeze({});
 
-/** Parses an object's bytes (a list item, or a watch event's object) and compresses its item. */
-export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: boolean): StoredObject {
+/**
+ * Parses an object's bytes (a list item, or a watch event's object) and compresses its item into
+ * `arena`: that of the store it is meant for (Store.arena), where it is then adopted without a copy.
+ */
+export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: boolean, arena: SlabArena = UNOWNED): StoredObject {
   let parsed: unknown;
   try {
     parsed = JSON.parse(bytes.toString('utf8'));
@@ -54,20 +82,22 @@ export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: bool
   const namespace = namespaced && typeof meta['namespace'] === 'string' ? meta['namespace'] : '';
   const resourceVersion = parseResourceVersion(meta['resourceVersion']);
   if (!name || resourceVersion === undefined || (namespaced && !namespace)) throw new ObjectParseError('object without name, namespace or resourceVersion');
-  return {
-    key: namespaced ? `${namespace}/${name}` : name,
-    namespace,
-    name,
-    resourceVersion,
-    labels: labelsOf(meta['labels']),
-    fields: fieldSet.values(o, namespaced),
-    z: packSegment(stripTypeMeta(bytes)),
-  };
+  const { z, trailer } = segmentParts(stripTypeMeta(bytes));
+  const len = z.length + trailer.length;
+  const { slab, at } = arena.room(len);
+  z.copy(slab.buf, at);
+  trailer.copy(slab.buf, at + z.length);
+  return new StoredObject(namespaced ? `${namespace}/${name}` : name, namespace, name, resourceVersion, labelsOf(meta['labels']), fieldSet.values(o, namespaced), { slab, at, len });
 }
 
 /** The length of the item's JSON. */
 export function itemSize(o: StoredObject): number {
-  return segmentSize(o.z);
+  return o.slab.buf.readUInt32LE(o.at + o.len - 8);
+}
+
+/** The length of the packed segment the item is kept in. */
+export function storedSize(o: StoredObject): number {
+  return o.len;
 }
 
 /** The item's JSON bytes (one inflation; for GET answers and watch events). */
