@@ -18,14 +18,18 @@ export interface HistoryLimits {
   readonly maxAgeMs: number;
 }
 
-/** One event in the history, its wire encodings made once, on first use. */
+/**
+ * One event in the history. It holds the stored objects (their bytes are the store's, compressed),
+ * not its wire encodings: a line is made when the event is dispatched, shared by every watcher it
+ * goes to, and made again for a watch that resumes from before it (a held line would keep ~the
+ * object's JSON per event: 10,000 events of 5 KB pods are 50 MB).
+ */
 class HistoryEvent {
   readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
   readonly object: StoredObject;
   readonly previous: StoredObject | undefined;
   readonly rv: bigint;
   readonly at: number;
-  #lines: Partial<Record<'ADDED' | 'MODIFIED' | 'DELETED' | 'LEFT', Buffer>> = {};
 
   constructor(e: StoreEvent, at: number) {
     this.type = e.type;
@@ -36,19 +40,26 @@ class HistoryEvent {
   }
 
   line(t: BodyType, as: 'ADDED' | 'MODIFIED' | 'DELETED' | 'LEFT'): Buffer {
-    let l = this.#lines[as];
-    if (!l) {
-      if (as === 'LEFT') {
-        // Left the watcher's selector: DELETED with the previous content at the event's resourceVersion.
-        l = eventLine('DELETED', withResourceVersion(eventObject(t, this.previous ?? this.object), this.rv));
-      } else if (as === 'DELETED' && this.object.resourceVersion !== this.rv) {
-        l = eventLine('DELETED', withResourceVersion(eventObject(t, this.object), this.rv));
-      } else {
-        l = eventLine(as, eventObject(t, this.object));
-      }
-      this.#lines[as] = l;
-    }
-    return l;
+    // Left the watcher's selector: DELETED with the previous content at the event's resourceVersion.
+    if (as === 'LEFT') return eventLine('DELETED', withResourceVersion(eventObject(t, this.previous ?? this.object), this.rv));
+    if (as === 'DELETED' && this.object.resourceVersion !== this.rv) return eventLine('DELETED', withResourceVersion(eventObject(t, this.object), this.rv));
+    return eventLine(as, eventObject(t, this.object));
+  }
+}
+
+/** An event's lines while it is dispatched or replayed: each made once for all the watchers it goes to. */
+class EventLines {
+  readonly #e: HistoryEvent;
+  readonly #t: BodyType;
+  #lines: Partial<Record<'ADDED' | 'MODIFIED' | 'DELETED' | 'LEFT', Buffer>> = {};
+
+  constructor(e: HistoryEvent, t: BodyType) {
+    this.#e = e;
+    this.#t = t;
+  }
+
+  line(as: 'ADDED' | 'MODIFIED' | 'DELETED' | 'LEFT'): Buffer {
+    return (this.#lines[as] ??= this.#e.line(this.#t, as));
   }
 }
 
@@ -200,6 +211,7 @@ export class WatchCache {
     this.#events.push(ev);
     this.#trim(now);
     const seen = new Set<Watcher>();
+    const lines = new EventLines(ev, this.#body);
     let queued = 0;
     const visit = (set: Set<Watcher> | undefined) => {
       if (!set) return;
@@ -209,7 +221,7 @@ export class WatchCache {
         const as = this.#asSeenBy(w, ev);
         // Registration is synchronous, so every watcher here has seen nothing of this event yet.
         if (as) {
-          w.enqueue(ev.line(this.#body, as), ev.rv, e.relist === true);
+          w.enqueue(lines.line(as), ev.rv, e.relist === true);
           queued++;
         }
       }
