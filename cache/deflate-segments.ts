@@ -50,7 +50,7 @@ export function crcCombine(crcA: number, crcB: number, shiftB: number): number {
 }
 
 /** [segment][crc32 of the JSON][its length][crcShift(length)], each a little-endian uint32. */
-const TRAILER = 12;
+export const TRAILER = 12;
 
 /**
  * Level 6 with a small window and hash table: the objects are a few KB, so a 32 KiB window gains

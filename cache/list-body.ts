@@ -4,8 +4,8 @@
 // list's head, the commas and its tail as stored blocks between them (cache/deflate-segments.ts):
 // assembled, not compressed.
 import { crc32 } from 'node:zlib';
-import { itemSize, itemBytes, itemsBytes, type StoredObject } from './stored-object.js';
-import { GZIP_HEADER, crcCombine, crcShift, gzipTrailer, segment, segmentCrc, segmentLength, segmentShift, segmentSize, storedBlocks, storedBlocksSize } from './deflate-segments.js';
+import { itemCrc, itemSegment, itemShift, itemSize, itemBytes, itemsBytes, storedSize, type StoredObject } from './stored-object.js';
+import { GZIP_HEADER, TRAILER, crcCombine, crcShift, gzipTrailer, storedBlocks, storedBlocksSize } from './deflate-segments.js';
 import { withTypeMeta } from './json-scan.js';
 
 export interface BodyType {
@@ -88,7 +88,7 @@ export function* listBody(t: BodyType, m: ListMeta, items: readonly StoredObject
 export function gzipListBodySize(t: BodyType, m: ListMeta, items: readonly StoredObject[]): number {
   const [head, tail] = headAndTail(t, m);
   let n = GZIP_HEADER.length + storedBlocksSize(head.length) + storedBlocksSize(tail.length) + 8 + Math.max(0, items.length - 1) * COMMA_BLOCK.length;
-  for (const o of items) n += segmentLength(o.z);
+  for (const o of items) n += storedSize(o) - TRAILER;
   return n;
 }
 
@@ -103,18 +103,18 @@ export function* gzipListBody(t: BodyType, m: ListMeta, items: readonly StoredOb
   let batch: Buffer[] = [GZIP_HEADER, storedBlocks(head, false)];
   let size = GZIP_HEADER.length + (batch[1] as Buffer).length;
   for (let i = 0; i < items.length; i++) {
-    const z = (items[i] as StoredObject).z;
+    const o = items[i] as StoredObject;
     if (i > 0) {
       batch.push(COMMA_BLOCK);
       size += COMMA_BLOCK.length;
       crc = crcCombine(crc, COMMA_CRC, COMMA_SHIFT);
       total++;
     }
-    const seg = segment(z);
+    const seg = itemSegment(o);
     batch.push(seg);
     size += seg.length;
-    crc = crcCombine(crc, segmentCrc(z), segmentShift(z));
-    total += segmentSize(z);
+    crc = crcCombine(crc, itemCrc(o), itemShift(o));
+    total += itemSize(o);
     if (size >= CHUNK) {
       yield Buffer.concat(batch, size);
       batch = [];

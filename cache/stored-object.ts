@@ -7,7 +7,7 @@ import type { Labels } from '../indexes/label-index.js';
 import type { FieldSet, FieldValues } from '../indexes/selectable-fields.js';
 import { parseResourceVersion } from './resource-version.js';
 import { stripTypeMeta } from './json-scan.js';
-import { inflateSegments, segmentParts } from './deflate-segments.js';
+import { TRAILER, inflateSegments, segmentParts } from './deflate-segments.js';
 import { UNOWNED, type Placed, type Slab, type SlabArena } from './segment-slabs.js';
 
 /**
@@ -93,6 +93,19 @@ export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: bool
 /** The length of the item's JSON. */
 export function itemSize(o: StoredObject): number {
   return o.slab.buf.readUInt32LE(o.at + o.len - 8);
+}
+
+/** The item's deflate segment without its trailer (a view: for assembling a gzip body). */
+export function itemSegment(o: StoredObject): Buffer {
+  return o.slab.buf.subarray(o.at, o.at + o.len - TRAILER);
+}
+
+/** The CRC-32 of the item's JSON, and x^(8·its length) modulo the CRC polynomial (deflate-segments.ts). */
+export function itemCrc(o: StoredObject): number {
+  return o.slab.buf.readUInt32LE(o.at + o.len - TRAILER);
+}
+export function itemShift(o: StoredObject): number {
+  return o.slab.buf.readUInt32LE(o.at + o.len - 4);
 }
 
 /** The length of the packed segment the item is kept in. */
