@@ -1,6 +1,7 @@
 // The proxy's main port: fastify on TLS, HTTP/2 and HTTP/1.1 (ALPN), every request forwarded to an
 // apiserver or answered from the cache, upgrades spliced (HTTP/1.1 only, as kube-apiserver: SPDY
 // needs it), errors answered as Kubernetes Status.
+import type { TLSSocket } from 'node:tls';
 import fastify from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -297,6 +298,10 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
 
   const server = app.server as unknown as Http2SecureServer & { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number };
   connections.attach(server);
+  // No Nagle: Node's HTTP/1 fallback in an HTTP/2 server leaves it on (its http server would not),
+  // so an answer written in several pieces waited ~40 ms for the client's delayed ACK (a forwarded
+  // GET 44 ms instead of 2.7 ms). Go's servers, kube-apiserver's included, set TCP_NODELAY too.
+  server.on('secureConnection', (socket: TLSSocket) => socket.setNoDelay(true));
   // Upgrades come on HTTP/1.1 connections only (Node's HTTP/1 fallback emits them on this server).
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const bad = malformed(req);
