@@ -232,8 +232,10 @@ test('local mode: a quiet resource known to be behind is forwarded without a fre
     t.diagnostic(`${ms.length} LISTs of nodes (local mode): served ${served}, forwarded ${JSON.stringify(reasons)}, freshness probes ${probes}; ms p50=${quantile(ms, 0.5).toFixed(1)} p99=${quantile(ms, 0.99).toFixed(1)}`);
     assert.equal(served + (reasons['quiet'] ?? 0), ms.length, 'every read served or forwarded as quiet');
     assert.ok((reasons['quiet'] ?? 0) > 0.5 * ms.length, 'most reads found nodes behind');
-    // Before: one probe per read. Now only reads at the newest known revision probe.
-    assert.ok(probes <= 0.1 * ms.length, `${probes} freshness probes for ${ms.length} reads of a quiet resource`);
+    // Before: one probe per read (~20 a second here). Now only a read at the newest known revision
+    // probes: right after a nodes bookmark (about one a second) before the next pod write is seen.
+    // So at most a tenth of the reads, or two a second when a loaded machine makes reads few.
+    assert.ok(probes <= Math.max(0.1 * ms.length, 2 * 3), `${probes} freshness probes for ${ms.length} reads of a quiet resource in 3 s`);
   } finally {
     await local.stop();
   }
