@@ -14,17 +14,6 @@
 // any other read behind R waits at most `budgetMs`, the time a busy resource's next event takes to
 // arrive (measured: docs/design.md), then is forwarded. Forwarding is always correct; the prediction
 // only decides which reads the cache serves.
-//
-// Before the proof. Learning R costs a probe, and on the apiserver that probe is itself a
-// consistent read of the resource: when the resource's watch cache is behind the revision it waits
-// for a progress notification, which kube-apiserver requests at most once per 100 ms per resource.
-// A read forwarded right after its probe was answered therefore often waits for that next
-// request — ~90 ms, measured, against ~3 ms for the same read sent straight to the apiserver.
-// So a quiet resource's read does not probe when the proxy already knows its store is behind: the
-// cluster's revision now is at least K, the newest revision the proxy has seen anywhere (any
-// store's resourceVersion, any probe's answer: ResourceCache.knownRevision), and R ≥ K, so a store
-// below K is below R. Such a read with no event for `quietAfterMs` is forwarded at once, no probe
-// sent (quietBeforeProof). A store at or past K may still be behind R: that read probes as before.
 
 /** When the resource's reflector last applied an event, on the monotonic clock. */
 export class ResourceActivity {
@@ -65,12 +54,4 @@ export function planFreshness(storeRV: bigint, target: bigint, idleMs: number, p
   if (storeRV >= target) return { kind: 'fresh' };
   if (p.quietAfterMs > 0 && idleMs >= p.quietAfterMs) return { kind: 'quiet' };
   return { kind: 'wait', budgetMs: p.budgetMs };
-}
-
-/**
- * A read of a resource that is known to be behind (its store is below `knownRV`, a revision the
- * cluster has reached) and quiet: forwarded without asking for a freshness proof (see above).
- */
-export function quietBeforeProof(storeRV: bigint, knownRV: bigint, idleMs: number, p: QuietPolicy): boolean {
-  return planFreshness(storeRV, knownRV, idleMs, p).kind === 'quiet';
 }

@@ -5,7 +5,7 @@ import type { CachedResource, ResourceCache } from './resource-cache.js';
 import type { ListOptions } from './list-options.js';
 import type { Page } from './snapshots.js';
 import type { StoredObject } from './stored-object.js';
-import { planFreshness, quietBeforeProof } from './quiet-resources.js';
+import { planFreshness } from './quiet-resources.js';
 
 export type ListAnswer =
   | { readonly kind: 'page'; readonly page: Page }
@@ -55,15 +55,6 @@ export function readObject(cache: ResourceCache, cr: CachedResource, namespace: 
   const o = store.get(cr.reflector.type.namespaced ? `${namespace}/${name}` : name);
   cache.metrics.served(cr.name, 'get', 'name');
   return o ? { kind: 'object', object: o } : { kind: 'notFound' };
-}
-
-/**
- * A consistent read of a resource the proxy already knows to be behind and quiet: forward it without
- * asking for a freshness proof (cache/quiet-resources.ts, "Before the proof").
- */
-export function forwardBeforeProof(cache: ResourceCache, cr: CachedResource): boolean {
-  const r = cr.reflector;
-  return r.synced && quietBeforeProof(r.resourceVersion, cache.knownRevision(), cr.activity.idleMs(), cache.config.readFreshness);
 }
 
 /**

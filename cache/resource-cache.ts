@@ -81,8 +81,6 @@ export class ResourceCache {
   readonly #checking = new Set<string>();
   readonly #stop = new AbortController();
   #stopped = false;
-  /** The newest revision a freshness probe answered (see knownRevision). */
-  #probedRevision = 0n;
 
   constructor(o: { upstream: CacheUpstream; config: CacheConfig; log: Logger; metrics: CacheMetrics & WatchMetrics }) {
     this.config = o.config;
@@ -111,23 +109,6 @@ export class ResourceCache {
       c.freshness.stop();
     }
     await Promise.all([...this.#byPath.values()].map((c) => c.reflector.stop()));
-  }
-
-  /**
-   * The newest etcd revision the proxy knows the cluster has reached: the highest resourceVersion of
-   * any resource's store and of any freshness probe's answer. Every one of them is a revision etcd
-   * had reached when it was read, and revisions never decrease, so the cluster's revision now is at
-   * least this (cache/quiet-resources.ts uses it to know a store is behind without a probe).
-   */
-  knownRevision(): bigint {
-    let k = this.#probedRevision;
-    for (const c of this.#byPath.values()) if (c.reflector.resourceVersion > k) k = c.reflector.resourceVersion;
-    return k;
-  }
-
-  /** A freshness probe (shared, or a client's own in probe mode) answered this revision. */
-  sawRevision(rv: bigint): void {
-    if (rv > this.#probedRevision) this.#probedRevision = rv;
   }
 
   /** The cached resource for group/version/resource, if it is configured (synced or not). */
@@ -198,12 +179,7 @@ export class ResourceCache {
           limits: { maxQueuedLines: w.watcherMaxQueuedLines, maxQueuedBytes: w.watcherMaxQueuedBytes },
         });
         const key = `${r.group}/${r.version}/${r.resource}`;
-        const probe = async (signal: AbortSignal): Promise<bigint> => {
-          const rv = await this.#currentResourceVersion(type, signal);
-          this.sawRevision(rv);
-          return rv;
-        };
-        const freshness = new FreshnessProofs(probe, this.#stop.signal, {
+        const freshness = new FreshnessProofs((signal) => this.#currentResourceVersion(type, signal), this.#stop.signal, {
           read: () => this.metrics.freshnessRead(name),
           probe: () => this.metrics.freshnessProbe(name),
         });

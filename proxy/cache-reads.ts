@@ -15,7 +15,7 @@ import { upstreamRequestHeaders } from './headers.js';
 import { sendStatus } from './status.js';
 import { acceptsGzip, jsonAnswerRefusal, wantsPretty } from './content-negotiation.js';
 import { isForward, parseListOptions } from '../cache/list-options.js';
-import { forwardBeforeProof, listScope, readList, readObject } from '../cache/reads.js';
+import { listScope, readList, readObject } from '../cache/reads.js';
 import { gzipListBody, gzipListBodySize, listBodySize, objectBody, type BodyType, type ListMeta } from '../cache/list-body.js';
 import type { StoredObject } from '../cache/stored-object.js';
 import { readBody } from '../cache/upstream.js';
@@ -66,8 +66,6 @@ export async function serveFromCache(req: ClientRequest, res: ClientResponse, in
   const authzKey = opts.mode.kind === 'any' ? ctx.authorization.key(req, info, f) : undefined;
   let probed: { rv: bigint | undefined; headers: Record<string, string> } = { rv: undefined, headers: {} };
   const needsTarget = opts.mode.kind === 'consistent' && opts.continueToken === undefined;
-  // Known behind and quiet: a proof would only delay the forward (cache/quiet-resources.ts).
-  if (needsTarget && forwardBeforeProof(ctx.cache, cr)) return forward('quiet');
   const local = ctx.localAccess ? await localRead(req, res, info, f, ctx.localAccess, needsTarget ? cr.freshness : undefined) : undefined;
   if (local?.kind === 'done') return local.outcome;
   if (local?.kind === 'forward') return forward(local.reason);
@@ -86,7 +84,6 @@ export async function serveFromCache(req: ClientRequest, res: ClientResponse, in
     }
     if (p.kind === 'reply') return writeReply(res, p);
     ctx.authorization.remember(authzKey);
-    if (p.rv !== undefined) ctx.cache.sawRevision(p.rv);
     probed = p;
   }
   // A consistent read is never served without a freshness target.

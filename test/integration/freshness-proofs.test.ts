@@ -9,8 +9,6 @@
 //    one probe is ever in flight, and probes are shared (fewer than reads).
 // 3. A quiet resource (nodes, nobody writes them here) read consistently through the proxy while
 //    pods are written: forwarded at once as 'quiet', not waited for (no rv_wait_timeout, no ~1 s).
-//    In local mode, such a read known to be behind (the proxy saw a newer revision elsewhere) sends
-//    no freshness probe.
 // 4. A busy resource (pods, written continuously) read consistently through the proxy: served from
 //    the cache (the budget covers its events' lag).
 import { test, before, after } from 'node:test';
@@ -21,7 +19,6 @@ import { call, closeAgents } from '../helpers/http.js';
 import { growthBy, quantile, scrape, total } from '../helpers/cache-workload.js';
 import type { CachedResource } from '../../cache/resource-cache.js';
 import type { TestCluster } from '../cluster/cluster.js';
-import { cacheConfigFrom } from '../../proxy/cache-options.js';
 
 const run = randomBytes(3).toString('hex');
 const NS = `fresh-${run}`;
@@ -159,7 +156,7 @@ test('8 concurrent readers share freshness proofs: sound against the real apiser
 });
 
 /** Consistent LISTs of `path` through the proxy while `writes` keeps pods changing; latencies in ms. */
-async function readWhileWriting(path: string, seconds: number, via: TestProxy = proxy): Promise<number[]> {
+async function readWhileWriting(path: string, seconds: number): Promise<number[]> {
   let writing = true;
   const writer = (async () => {
     for (let k = 1; writing; k++) {
@@ -172,7 +169,7 @@ async function readWhileWriting(path: string, seconds: number, via: TestProxy = 
   try {
     while (performance.now() < deadline) {
       const t0 = performance.now();
-      const r = await call(cluster, via.url, path);
+      const r = await call(cluster, proxy.url, path);
       ms.push(performance.now() - t0);
       assert.equal(r.status, 200, r.text());
     }
@@ -202,43 +199,6 @@ test('a quiet resource read consistently while pods are written: forwarded at on
   assert.equal(served + (reasons['quiet'] ?? 0), ms.length, 'every read served (caught up by a bookmark) or forwarded as quiet');
   // Waiting for a bookmark took ~1 s per read before; a forwarded LIST of a few nodes takes milliseconds.
   assert.ok(quantile(ms, 0.5) < 300, `p50 ${quantile(ms, 0.5).toFixed(1)} ms: the reads waited`);
-});
-
-test('local mode: a quiet resource known to be behind is forwarded without a freshness probe', async (t) => {
-  // The probe and the forward are both consistent reads of nodes on the apiserver, whose watch cache
-  // requests progress at most every 100 ms: probing first made the forward wait (~90 ms). While pods
-  // are written the proxy knows a revision past the nodes' store, so the read needs no probe; only
-  // reads right after a nodes bookmark reached the newest known revision may still probe.
-  const local = await startTestProxy(cluster, { cache: cacheConfigFrom({ authorizationMode: 'local' }) });
-  try {
-    const deadline = Date.now() + 60_000;
-    while ((await fetch(`${local.metricsUrl}/readyz`)).status !== 200) {
-      assert.ok(Date.now() < deadline, 'proxy cache not synced in 60 s');
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    const nodes = local.proxy.cache?.lookup('', 'v1', 'nodes');
-    assert.ok(nodes);
-    const quietAfter = local.proxy.cache?.config.readFreshness.quietAfterMs ?? 0;
-    const idle = nodes.activity.idleMs();
-    if (idle < quietAfter) await new Promise((res) => setTimeout(res, quietAfter - idle));
-    const m0 = await scrape(local.metricsUrl);
-    const ms = await readWhileWriting('/api/v1/nodes', 3, local);
-    const m1 = await scrape(local.metricsUrl);
-    const isNodes = (l: Readonly<Record<string, string>>) => l['resource'] === 'nodes';
-    const isNodeList = (l: Readonly<Record<string, string>>) => isNodes(l) && l['verb'] === 'list';
-    const reasons = growthBy(m0.filter((s) => isNodeList(s.labels)), m1.filter((s) => isNodeList(s.labels)), 'kube_cache_proxy_cache_fallbacks_total', 'reason');
-    const probes = total(m1, 'kube_cache_proxy_freshness_probes_total', isNodes) - total(m0, 'kube_cache_proxy_freshness_probes_total', isNodes);
-    const served = total(m1, 'kube_cache_proxy_cache_served_total', isNodeList) - total(m0, 'kube_cache_proxy_cache_served_total', isNodeList);
-    t.diagnostic(`${ms.length} LISTs of nodes (local mode): served ${served}, forwarded ${JSON.stringify(reasons)}, freshness probes ${probes}; ms p50=${quantile(ms, 0.5).toFixed(1)} p99=${quantile(ms, 0.99).toFixed(1)}`);
-    assert.equal(served + (reasons['quiet'] ?? 0), ms.length, 'every read served or forwarded as quiet');
-    assert.ok((reasons['quiet'] ?? 0) > 0.5 * ms.length, 'most reads found nodes behind');
-    // Before: one probe per read (~20 a second here). Now only a read at the newest known revision
-    // probes: right after a nodes bookmark (about one a second) before the next pod write is seen.
-    // So at most a tenth of the reads, or two a second when a loaded machine makes reads few.
-    assert.ok(probes <= Math.max(0.1 * ms.length, 2 * 3), `${probes} freshness probes for ${ms.length} reads of a quiet resource in 3 s`);
-  } finally {
-    await local.stop();
-  }
 });
 
 test('a busy resource read consistently while it is written: served from the cache', async (t) => {

@@ -1,7 +1,7 @@
 // Quiet-resource prediction (cache/quiet-resources.ts) and its flags.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planFreshness, quietBeforeProof, ResourceActivity } from '../../cache/quiet-resources.js';
+import { planFreshness, ResourceActivity } from '../../cache/quiet-resources.js';
 import { parseFlags } from '../../proxy/flags.js';
 import { DEFAULT_CACHE_CONFIG } from '../../cache/config.js';
 
@@ -19,18 +19,6 @@ test('behind: a recently written resource waits the budget; one idle for quietAf
   assert.deepEqual(planFreshness(9n, 10n, Infinity, policy), { kind: 'quiet' });
   // 0: never predicted, always waited for.
   assert.deepEqual(planFreshness(9n, 10n, Infinity, { budgetMs: 100, quietAfterMs: 0 }), { kind: 'wait', budgetMs: 100 });
-});
-
-test('before the proof: only a store below a revision the cluster is known to have reached, idle for quietAfterMs, skips the probe', () => {
-  // Known behind (store 9 < known 10) and idle: forwarded without a probe.
-  assert.equal(quietBeforeProof(9n, 10n, 1000, policy), true);
-  // Behind but recently written: it probes and waits the budget as before.
-  assert.equal(quietBeforeProof(9n, 10n, 999, policy), false);
-  // At the newest known revision: it may be fresh, only a probe can tell.
-  assert.equal(quietBeforeProof(10n, 10n, Infinity, policy), false);
-  assert.equal(quietBeforeProof(11n, 10n, Infinity, policy), false);
-  // Prediction off.
-  assert.equal(quietBeforeProof(9n, 10n, Infinity, { budgetMs: 100, quietAfterMs: 0 }), false);
 });
 
 test('activity: idle since the last event on the given clock, Infinity before any', () => {
