@@ -3,20 +3,10 @@ import assert from 'node:assert/strict';
 import { Store } from '../../cache/store.js';
 import { itemBytes, itemSize, storedObject, type StoredObject } from '../../cache/stored-object.js';
 import { fieldSetFor } from '../../indexes/selectable-fields.js';
+import { prng } from '../../bench/stats.js';
 
 const PODS = fieldSetFor('', 'pods', true);
 
-/** mulberry32: reproducible churn. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function podJson(name: string, rv: number, pad: string): string {
   return JSON.stringify({ kind: 'Pod', apiVersion: 'v1', metadata: { name, namespace: 'ns', resourceVersion: String(rv) }, spec: { nodeName: `n${rv % 7}` }, data: pad });
