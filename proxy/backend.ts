@@ -14,6 +14,9 @@ import type { ConnectionOptions } from 'node:tls';
 import { BackendHealth } from './backend-health.js';
 import { decayedThrottle, type Candidate, type RequestKind } from './balancer.js';
 
+/** How long shutdown waits for upstream requests in flight before cutting them. */
+const CLOSE_GRACE_MS = 2_000;
+
 export interface UpstreamTls {
   readonly ca?: Buffer | string | undefined;
   readonly cert?: Buffer | string | undefined;
@@ -136,9 +139,25 @@ export class Backend implements Candidate {
     };
   }
 
-  /** Waits for requests in flight, then closes the connections. */
-  async close(): Promise<void> {
+  /** Waits for every request in flight (a removed backend's watches end when their clients leave), then closes. */
+  async closeWhenIdle(): Promise<void> {
     await Promise.all([this.passthrough.close(), this.identity.close()]);
+  }
+
+  /**
+   * Shutdown: waits up to `graceMs` for requests in flight, then cuts what is left. An unbounded wait would let
+   * one upstream request nobody aborted (a watch, a probe whose client left) hold shutdown forever.
+   */
+  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
+    const closed = Promise.all([this.passthrough.close(), this.identity.close()]).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), graceMs); });
+    const inTime = await Promise.race([closed, late]);
+    clearTimeout(timer);
+    if (!inTime) {
+      closed.catch(() => undefined);
+      await this.destroy();
+    }
   }
 
   async destroy(): Promise<void> {

@@ -132,7 +132,7 @@ export class BackendSet {
       this.#nextCheck.delete(b);
       this.#o.metrics.removed(b.origin.host);
       this.#o.log.info({ upstream: b.origin.host }, 'apiserver left the set: finishing its requests, then closing');
-      void b.close().catch(() => undefined);
+      void b.closeWhenIdle().catch(() => undefined);
     }
     for (const u of wanted.values()) {
       const b = new Backend(u.origin, u.weight, this.#o.tls, this.#o.connectionAge);

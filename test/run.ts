@@ -1,6 +1,6 @@
 // npm test: builds (once) and starts a real cluster, runs every test file against it with node:test,
 // stops the cluster. Files needing a cluster of their own (restarts, several apiservers) start one.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -18,6 +18,32 @@ function testFiles(dir: string, filter: string | undefined): string[] {
   return out.sort();
 }
 
+/** A test (or hook) running longer than this fails, and the run goes on to the next. */
+const TEST_TIMEOUT_MS = 10 * 60_000;
+/** With no output at all for this long the run is stuck (a hook or a file that never exits): it is stopped. */
+const STALL_MS = Number(process.env['KCP_TEST_STALL_MINUTES'] ?? 15) * 60_000;
+
+/**
+ * Passes the test runner's output through and stops the run when it has said nothing for STALL_MS,
+ * naming the test files still running, so that a hang fails within minutes with its place instead
+ * of holding CI until its own time limit.
+ */
+function watchdog(child: ChildProcess, log: (m: string) => void): () => void {
+  let last = Date.now();
+  child.stdout?.on('data', (d: Buffer) => { last = Date.now(); process.stdout.write(d); });
+  child.stderr?.on('data', (d: Buffer) => { last = Date.now(); process.stderr.write(d); });
+  const timer = setInterval(() => {
+    if (Date.now() - last < STALL_MS) return;
+    clearInterval(timer);
+    const running = spawnSync('ps', ['-o', 'pid,etime,args', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout;
+    log(`no test output for ${(STALL_MS / 60_000).toFixed(1)} minutes: stopping the run. Still running:\n${running}`);
+    spawnSync('pkill', ['-KILL', '-P', String(child.pid)]);
+    child.kill('SIGKILL');
+  }, 10_000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 async function main(): Promise<number> {
   const filter = process.argv[2];
   const files = testFiles(join(repoRoot(), 'dist', 'test'), filter);
@@ -32,11 +58,18 @@ async function main(): Promise<number> {
   try {
     log(`running ${files.length} test files`);
     code = await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, ['--test', '--test-reporter=spec', ...files.map((f) => relative(process.cwd(), f))], {
-        stdio: 'inherit',
+      const child = spawn(process.execPath, [
+        '--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`,
+        ...files.map((f) => relative(process.cwd(), f)),
+      ], {
+        stdio: ['inherit', 'pipe', 'pipe'],
         env: { ...process.env, [CLUSTER_ENV]: dir },
       });
-      child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0)));
+      const stopWatchdog = watchdog(child, log);
+      child.on('exit', (c, sig) => {
+        stopWatchdog();
+        resolve(c ?? (sig ? 1 : 0));
+      });
     });
   } finally {
     await cluster.down();
