@@ -54,11 +54,11 @@ func check(file string) []string {
 		return []string{err.Error()}
 	}
 	var d dashboard.Dashboard
-	if err := d.UnmarshalJSONStrict(raw); err != nil {
+	if err := noErrors(d.UnmarshalJSONStrict(raw)); err != nil {
 		return []string{"schema: " + err.Error()}
 	}
 	var problems []string
-	if err := d.Validate(); err != nil {
+	if err := noErrors(d.Validate()); err != nil {
 		problems = append(problems, "schema: "+err.Error())
 	}
 	if d.SchemaVersion < minSchemaVersion {
@@ -73,6 +73,14 @@ func check(file string) []string {
 	problems = append(problems, checkVariables(d.Templating.List)...)
 	problems = append(problems, checkPanels(raw, d.Panels)...)
 	return problems
+}
+
+// noErrors turns the SDK's empty BuildErrors (returned as a non-nil error) into nil.
+func noErrors(err error) error {
+	if be, ok := err.(cog.BuildErrors); ok && len(be) == 0 {
+		return nil
+	}
+	return err
 }
 
 func checkVariables(vars []dashboard.VariableModel) []string {
