@@ -64,12 +64,42 @@ export class LocalAuthorizer {
     this.#observe = o.observe ?? (() => undefined);
   }
 
-  authorize(credential: string, user: UserInfo, a: ReadAttributes): Promise<{ readonly value: Decision; readonly cached: boolean }> {
-    return this.#memo.resolve(decisionKey(credential, a), async () => {
+  /**
+   * The read's decision. A narrow read (a namespace, a name or a selector) is first judged by the
+   * broadest review of its kind — the same verb and resource in every namespace, any name, no
+   * selector — because kube-apiserver's authorizers only ever allow more when a request asks for
+   * less: RBAC rules without resourceNames cover every name, a ClusterRoleBinding every namespace,
+   * and selectors (the Node authorizer's spec.nodeName) can only turn a refusal into an allowance.
+   * One allowed broad review then stands for every narrower read of that client for the allowed TTL
+   * (an admin reading 1,000 nodes' pods costs one review, not 1,000). A broad refusal refuses
+   * nothing: the read's own review decides, and the broad refusal is remembered for the allowed TTL
+   * too, so that a restricted client (a kubelet) pays one broad review per TTL, not one per read.
+   */
+  async authorize(credential: string, user: UserInfo, a: ReadAttributes): Promise<{ readonly value: Decision; readonly cached: boolean }> {
+    const exactKey = decisionKey(credential, a);
+    const known = this.#memo.get(exactKey);
+    if (known !== undefined) return { value: known, cached: true };
+    const broad = broadest(a);
+    if (broad !== undefined) {
+      const b = await this.#review(decisionKey(credential, broad), user, broad, true);
+      if (b.value.kind === 'allowed') return b;
+    }
+    return this.#review(exactKey, user, a, false);
+  }
+
+  #review(key: string, user: UserInfo, a: ReadAttributes, broad: boolean): Promise<{ readonly value: Decision; readonly cached: boolean }> {
+    return this.#memo.resolve(key, async () => {
       const r = await this.#post('/apis/authorization.k8s.io/v1/subjectaccessreviews', subjectAccessReview(user, a));
       const value: Decision = r.ok ? decisionFrom(r.status) : { kind: 'error', reason: r.reason };
       this.#observe(value.kind);
-      return { value, ttlMs: value.kind === 'allowed' ? this.#ttls.allowedMs : value.kind === 'denied' ? this.#ttls.deniedMs : 0 };
+      const ttlMs = value.kind === 'allowed' || (broad && value.kind === 'denied') ? this.#ttls.allowedMs : value.kind === 'denied' ? this.#ttls.deniedMs : 0;
+      return { value, ttlMs };
     });
   }
+}
+
+/** The same read in every namespace, for any name, without selectors; undefined when `a` is that already. */
+export function broadest(a: ReadAttributes): ReadAttributes | undefined {
+  if (!a.namespace && !a.name && !a.fieldSelector && !a.labelSelector) return undefined;
+  return { ...a, namespace: '', name: '', fieldSelector: '', labelSelector: '' };
 }

@@ -120,7 +120,8 @@ test('authenticator and authorizer: allowed for the allowed TTL, refused for the
 
   const authz = new LocalAuthorizer({ post, ttls, max: 10, now: () => now });
   const sar = '/apis/authorization.k8s.io/v1/subjectaccessreviews';
-  const a: ReadAttributes = { verb: 'get', group: '', version: 'v1', resource: 'pods', subresource: '', namespace: 'n', name: 'p', fieldSelector: '', labelSelector: '' };
+  // Cluster-wide reads only (a read in a namespace first asks the broadest review: see below).
+  const a: ReadAttributes = { verb: 'get', group: '', version: 'v1', resource: 'nodes', subresource: '', namespace: '', name: '', fieldSelector: '', labelSelector: '' };
   const user = { username: 'u', uid: '', groups: [], extra: {} };
   answers[sar] = { allowed: true };
   const before = posts;
@@ -128,7 +129,49 @@ test('authenticator and authorizer: allowed for the allowed TTL, refused for the
   answers[sar] = { allowed: false };
   assert.deepEqual(await authz.authorize('h', user, a), { value: { kind: 'allowed' }, cached: true });
   assert.equal(posts, before + 1);
-  assert.equal((await authz.authorize('h', user, { ...a, name: 'q' })).value.kind, 'denied');
+  assert.equal((await authz.authorize('h', user, { ...a, verb: 'list' })).value.kind, 'denied');
   now += 10_000;
   assert.equal((await authz.authorize('h', user, a)).value.kind, 'denied');
+});
+
+test('authorizer: a read allowed in its broadest form (every namespace, any name, no selector) needs no review of its own', async () => {
+  let now = 0;
+  const sent: Array<Record<string, unknown>> = [];
+  // An RBAC-like policy: "admin" may get pods everywhere; "kubelet" only with spec.nodeName=n1 (as
+  // the Node authorizer), and "viewer" only in namespace team-a.
+  const post: PostReview = async (_path, body) => {
+    const spec = (body as { spec: { user: string; resourceAttributes: Record<string, unknown> } }).spec;
+    const ra = spec.resourceAttributes;
+    sent.push({ user: spec.user, ...ra });
+    const fs = (ra['fieldSelector'] as { rawSelector?: string } | undefined)?.rawSelector;
+    const allowed = spec.user === 'admin' || (spec.user === 'kubelet' && fs === 'spec.nodeName=n1') || (spec.user === 'viewer' && ra['namespace'] === 'team-a');
+    return { ok: true, status: { allowed } };
+  };
+  const ttls = { allowedMs: 10_000, deniedMs: 2_000 };
+  const authz = new LocalAuthorizer({ post, ttls, max: 100, now: () => now });
+  const base: ReadAttributes = { verb: 'list', group: '', version: 'v1', resource: 'pods', subresource: '', namespace: '', name: '', fieldSelector: '', labelSelector: '' };
+  const u = (username: string) => ({ username, uid: '', groups: [], extra: {} });
+
+  for (let i = 0; i < 50; i++) {
+    const d = await authz.authorize('admin', u('admin'), { ...base, namespace: `ns-${i}`, fieldSelector: `spec.nodeName=n${i}`, labelSelector: 'app=x' });
+    assert.equal(d.value.kind, 'allowed');
+  }
+  assert.equal(sent.length, 1, 'one broad review stands for 50 narrower reads');
+  assert.deepEqual(sent[0], { user: 'admin', verb: 'list', group: '', version: 'v1', resource: 'pods' });
+
+  sent.length = 0;
+  assert.equal((await authz.authorize('kubelet', u('kubelet'), { ...base, fieldSelector: 'spec.nodeName=n1' })).value.kind, 'allowed');
+  assert.equal((await authz.authorize('kubelet', u('kubelet'), { ...base, fieldSelector: 'spec.nodeName=n2' })).value.kind, 'denied');
+  assert.equal((await authz.authorize('kubelet', u('kubelet'), { ...base, fieldSelector: 'spec.nodeName=n1' })).value.kind, 'allowed');
+  assert.equal(sent.length, 3, 'a broad refusal is asked once, then each narrow read once');
+  assert.equal((await authz.authorize('kubelet', u('kubelet'), base)).value.kind, 'denied', 'the broad read itself is refused');
+  assert.equal(sent.length, 3);
+
+  sent.length = 0;
+  assert.equal((await authz.authorize('viewer', u('viewer'), { ...base, namespace: 'team-a' })).value.kind, 'allowed');
+  assert.equal((await authz.authorize('viewer', u('viewer'), { ...base, namespace: 'team-b' })).value.kind, 'denied');
+  assert.equal(sent.length, 3);
+  now = 10_000;
+  assert.equal((await authz.authorize('viewer', u('viewer'), { ...base, namespace: 'team-a' })).value.kind, 'allowed');
+  assert.equal(sent.length, 5, 'after the allowed TTL both reviews are asked again');
 });
