@@ -1,0 +1,327 @@
+// The Helm chart (charts/kube-cache-proxy): helm lint and helm template clean for the default values
+// and every example values file; every rendered manifest accepted by the real apiserver with a
+// server-side dry-run; and the chart's ServiceAccount, RBAC and ConfigMap installed into the test
+// cluster with the proxy run as that ServiceAccount (its token) with that config file, passing a
+// smoke test. The RBAC is the least the proxy needs: a permission missing from it fails the smoke test.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import yaml from 'js-yaml';
+import { sharedCluster } from '../helpers/env.js';
+import { repoRoot } from '../cluster/paths.js';
+import { KUBERNETES_VERSION } from '../cluster/build.js';
+import { ensureHelm } from '../tools/helm.js';
+
+const cluster = sharedCluster();
+const CHART = join(repoRoot(), 'charts', 'kube-cache-proxy');
+const EXAMPLES = readdirSync(join(CHART, 'examples')).filter((f) => f.endsWith('.yaml')).sort();
+const CLI = join(repoRoot(), 'dist', 'proxy', 'cli.js');
+// A namespace of this run's own. It is emptied, not deleted, afterwards: the test cluster runs no
+// namespace controller, so a deleted namespace would stay Terminating for good.
+const NAMESPACE = `kcp-helm-${Date.now().toString(36)}`;
+const dir = mkdtempSync(join(tmpdir(), 'kcp-helm-'));
+const apiserver = cluster.info.apiservers[0];
+if (!apiserver) throw new Error('the shared cluster has no apiserver');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let helmBin = '';
+const helmEnv = { ...process.env, HELM_CACHE_HOME: join(dir, 'cache'), HELM_CONFIG_HOME: join(dir, 'config'), HELM_DATA_HOME: join(dir, 'data'), KUBECONFIG: '' };
+
+interface Run { code: number; stdout: string; stderr: string }
+
+function helm(args: readonly string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(helmBin, args, { env: helmEnv, maxBuffer: 64 << 20, timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; data?: Record<string, string> } & Record<string, unknown>;
+
+/** `helm template` of the chart with one values file (or the defaults); fails on any error. */
+async function render(release: string, valuesFile?: string, extra: readonly string[] = []): Promise<Manifest[]> {
+  const args = ['template', release, CHART, '--namespace', NAMESPACE, '--kube-version', KUBERNETES_VERSION, ...(valuesFile ? ['-f', join(CHART, 'examples', valuesFile)] : []), ...extra];
+  const r = await helm(args);
+  assert.equal(r.code, 0, `helm ${args.join(' ')}: ${r.stderr}`);
+  assert.equal(r.stderr, '', `helm ${args.join(' ')} wrote to stderr`);
+  const docs = yaml.loadAll(r.stdout).filter((d): d is Manifest => typeof d === 'object' && d !== null);
+  for (const d of docs) assert.ok(typeof d.kind === 'string' && typeof d.metadata?.name === 'string', `a rendered document without kind or name: ${JSON.stringify(d).slice(0, 200)}`);
+  return docs;
+}
+
+const toYaml = (docs: readonly Manifest[]): string => docs.map((d) => `---\n${yaml.dump(d)}`).join('');
+
+async function kubectl(args: string[], input?: string): Promise<Run> {
+  return cluster.kubectl('admin', args, input === undefined ? {} : { input });
+}
+
+async function kubectlOk(args: string[], input?: string): Promise<string> {
+  const r = await kubectl(args, input);
+  assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+// The test cluster has no prometheus-operator or cert-manager: minimal CRDs for ServiceMonitor,
+// PrometheusRule and Certificate (any content accepted) let the apiserver dry-run those objects.
+// They are installed by this test and deleted after it.
+const CRDS: Array<{ group: string; kind: string; plural: string }> = [
+  { group: 'monitoring.coreos.com', kind: 'ServiceMonitor', plural: 'servicemonitors' },
+  { group: 'monitoring.coreos.com', kind: 'PrometheusRule', plural: 'prometheusrules' },
+  { group: 'cert-manager.io', kind: 'Certificate', plural: 'certificates' },
+];
+const crdManifests = CRDS.map((c) => ({
+  apiVersion: 'apiextensions.k8s.io/v1',
+  kind: 'CustomResourceDefinition',
+  metadata: { name: `${c.plural}.${c.group}` },
+  spec: {
+    group: c.group,
+    scope: 'Namespaced',
+    names: { kind: c.kind, plural: c.plural, singular: c.kind.toLowerCase(), listKind: `${c.kind}List` },
+    versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+  },
+}));
+
+const clusterScoped: string[] = [];
+const children = new Set<ChildProcess>();
+
+before(async () => {
+  helmBin = await ensureHelm((m) => process.stderr.write(`[helm-chart] ${m}\n`));
+  await kubectlOk(['create', 'namespace', NAMESPACE]);
+}, { timeout: 15 * 60_000 });
+
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await kubectl(['delete', 'configmaps,serviceaccounts', '--all', '-n', NAMESPACE, '--ignore-not-found', '--wait=false']);
+  for (const c of CRDS) await kubectl(['delete', 'crd', `${c.plural}.${c.group}`, '--ignore-not-found', '--wait=false']);
+  for (const o of clusterScoped) await kubectl(['delete', o, '--ignore-not-found', '--wait=false']);
+  await kubectl(['delete', 'role,rolebinding', '-n', 'default', '-l', 'app.kubernetes.io/name=kube-cache-proxy', '--ignore-not-found', '--wait=false']);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('helm lint and helm lint --strict: clean for the default values and every example', { timeout: 120_000 }, async () => {
+  assert.ok(EXAMPLES.length >= 4, `examples: ${EXAMPLES.join(', ')}`);
+  for (const values of [undefined, ...EXAMPLES]) {
+    for (const strict of [false, true]) {
+      const args = ['lint', CHART, '--kube-version', KUBERNETES_VERSION, ...(strict ? ['--strict'] : []), ...(values ? ['-f', join(CHART, 'examples', values)] : [])];
+      const r = await helm(args);
+      const out = r.stdout + r.stderr;
+      assert.equal(r.code, 0, `helm ${args.join(' ')}:\n${out}`);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/, out);
+      assert.doesNotMatch(out, /\[(WARNING|ERROR)\]/, `helm ${args.join(' ')}:\n${out}`);
+    }
+  }
+});
+
+test('helm template: the expected objects for each values file; values outside the schema are refused', { timeout: 120_000 }, async () => {
+  const kinds = async (values?: string) => (await render('kcp', values)).map((d) => d.kind).sort();
+  const base = ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'PodDisruptionBudget', 'Service', 'ServiceAccount'];
+  assert.deepEqual(await kinds(), [...base, 'Deployment'].sort());
+  assert.deepEqual(await kinds('daemonset-control-plane.yaml'), [...base, 'DaemonSet', 'Role', 'RoleBinding'].sort());
+  assert.deepEqual(await kinds('monitoring.yaml'), [...base, 'Certificate', 'Deployment', 'PrometheusRule', 'ServiceMonitor'].sort());
+  for (const f of EXAMPLES) assert.ok((await render('kcp', f)).length > 0);
+
+  // The dashboards ConfigMap holds every dashboards/*.json of the chart, labelled for the sidecar.
+  const files = readdirSync(join(CHART, 'dashboards')).filter((f) => f.endsWith('.json')).sort();
+  const dash = (await render('kcp')).find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'kcp-kube-cache-proxy-dashboards');
+  assert.ok(dash, 'no dashboards ConfigMap');
+  assert.equal((dash.metadata as { labels?: Record<string, string> }).labels?.['grafana_dashboard'], '1');
+  assert.deepEqual(Object.keys(dash.data ?? {}).sort(), files);
+  for (const f of files) assert.doesNotThrow(() => JSON.parse(dash.data?.[f] ?? ''), f);
+
+  // The alerts parse and name the proxy's metrics (promtool from Debian's prometheus package, which .ci/run installs).
+  const rule = (await render('kcp', 'monitoring.yaml')).find((d) => d.kind === 'PrometheusRule');
+  assert.ok(rule, 'no PrometheusRule');
+  const groups = (rule['spec'] as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }).groups;
+  const rulesFile = join(dir, 'rules.yaml');
+  writeFileSync(rulesFile, yaml.dump({ groups }));
+  const check = await new Promise<Run>((resolve) => execFile('promtool', ['check', 'rules', rulesFile], (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr })));
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+  const alerts = groups.flatMap((g) => g.rules);
+  for (const metric of ['kube_cache_proxy_cache_synced', 'kube_cache_proxy_freshness_wait_seconds_bucket', 'kube_cache_proxy_cache_fallbacks_total', 'kube_cache_proxy_flowcontrol_rejected_total', 'kube_cache_proxy_backend_healthy']) {
+    assert.ok(alerts.some((a) => a.expr.includes(metric)), `no alert on ${metric}`);
+  }
+
+  // NOTES.txt tells how to point a kubeconfig at the proxy: the Service's address, the serving CA, the user's own credentials.
+  const install = await helm(['install', 'kcp', CHART, '--namespace', NAMESPACE, '--dry-run=client']);
+  assert.equal(install.code, 0, install.stderr);
+  const notes = install.stdout.slice(install.stdout.indexOf('NOTES:'));
+  assert.ok(notes.includes(`--server=https://kcp-kube-cache-proxy.${NAMESPACE}.svc:443`), notes);
+  assert.match(notes, /--certificate-authority=kube-cache-proxy-ca\.crt/);
+  assert.match(notes, /create secret tls kcp-kube-cache-proxy-tls/);
+  assert.match(notes, /--user="\$\(kubectl config view --minify/);
+
+  for (const bad of [['--set', 'kind=Pod'], ['--set', 'config.kubeconfig=/x'], ['--set', 'config.authorizationMode=webhook'], ['--set', 'config.bogus=1']]) {
+    const r = await helm(['template', 'kcp', CHART, ...bad]);
+    assert.notEqual(r.code, 0, `helm template ${bad.join(' ')} was accepted`);
+    assert.match(r.stderr, /values don't meet the specifications of the schema|schema/i, r.stderr);
+  }
+});
+
+test('every rendered manifest is accepted by the apiserver (server-side dry-run), for the defaults and every example', { timeout: 300_000 }, async () => {
+  await kubectlOk(['apply', '-f', '-'], toYaml(crdManifests as unknown as Manifest[]));
+  await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', ...CRDS.map((c) => `crd/${c.plural}.${c.group}`)]);
+  for (const values of [undefined, ...EXAMPLES]) {
+    const docs = await render('kcp-dry', values);
+    const r = await kubectl(['apply', '--dry-run=server', '-f', '-'], toYaml(docs));
+    assert.equal(r.code, 0, `${values ?? 'default values'}: ${r.stderr}`);
+    const applied = r.stdout.split('\n').filter((l) => /\(server dry run\)$/.test(l));
+    assert.equal(applied.length, docs.length, `${values ?? 'default values'}: ${r.stdout}`);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The proxy as the chart's ServiceAccount
+
+const metricsText = async (metricsUrl: string) => (await fetch(`${metricsUrl}/metrics`)).text();
+
+/** The sum of a metric's samples whose labels contain every `labels` pair. */
+function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+interface Proxy { child: ChildProcess; url: string; metricsUrl: string; output(): string }
+
+function startProxy(args: readonly string[]): Promise<Proxy> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  return new Promise((resolve, reject) => {
+    const timer = setInterval(() => {
+      for (const l of out.split('\n')) {
+        if (!l.includes('kube-cache-proxy serving')) continue;
+        const line = JSON.parse(l) as Record<string, unknown>;
+        clearInterval(timer);
+        resolve({ child, url: String(line['url']), metricsUrl: `http://127.0.0.1:${String(line['metricsPort'])}`, output: () => out });
+        return;
+      }
+      if (child.exitCode !== null) {
+        clearInterval(timer);
+        reject(new Error(`the proxy exited (${child.exitCode}): ${out}`));
+      }
+    }, 50);
+  });
+}
+
+async function stopProxy(p: Proxy): Promise<void> {
+  if (p.child.exitCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  p.child.kill('SIGTERM');
+  await exited;
+}
+
+for (const values of [undefined, 'local-authorization.yaml']) {
+  const release = values ? 'kcp-local' : 'kcp-default';
+  test(`the proxy as the chart's ServiceAccount, with its RBAC and config (${values ?? 'default values'}): kubectl, a cache-served LIST, a watch`, { timeout: 240_000 }, async () => {
+    const docs = await render(release, values);
+    const fullname = `${release}-kube-cache-proxy`;
+    const wanted = docs.filter((d) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d.kind) || (d.kind === 'ConfigMap' && d.metadata.name === fullname));
+    assert.deepEqual(wanted.map((d) => d.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ServiceAccount']);
+    for (const d of wanted) if (d.kind.startsWith('Cluster')) clusterScoped.push(`${d.kind.toLowerCase()}/${d.metadata.name}`);
+    await kubectlOk(['apply', '-f', '-'], toYaml(wanted));
+
+    // The config file exactly as the cluster holds it.
+    const cm = JSON.parse(await kubectlOk(['get', 'configmap', fullname, '-n', NAMESPACE, '-o', 'json'])) as { data: Record<string, string> };
+    const configText = cm.data['config.yaml'];
+    assert.ok(configText, 'no config.yaml in the ConfigMap');
+    const configFile = join(dir, `${release}.config.yaml`);
+    writeFileSync(configFile, configText);
+    const config = yaml.load(configText) as Record<string, unknown>;
+    const mode = values ? 'local' : 'probe';
+    assert.equal(config['authorizationMode'], mode);
+
+    // The ServiceAccount's token from the TokenRequest API, in a kubeconfig of its own.
+    const token = (await kubectlOk(['create', 'token', fullname, '-n', NAMESPACE, '--duration', '1h'])).trim();
+    assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const kubeconfig = join(dir, `${release}.kubeconfig`);
+    writeFileSync(kubeconfig, JSON.stringify({
+      apiVersion: 'v1', kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: apiserver.url, 'certificate-authority': cluster.info.caFile } }],
+      users: [{ name: 'sa', user: { token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
+      'current-context': 'sa',
+    }));
+
+    // The chart's arguments (--config, the serving certificate), on loopback ports of our choosing.
+    const p = await startProxy(['--kubeconfig', kubeconfig, '--config', configFile, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0',
+      '--tls-cert-file', cluster.info.servingCertFile, '--tls-private-key-file', cluster.info.servingKeyFile]);
+    try {
+      // Ready means every cached resource was listed and is watched: with the ServiceAccount's RBAC.
+      await waitFor('/readyz 200', async () => ((await fetch(`${p.metricsUrl}/readyz`)).status === 200 ? true : undefined), 60_000).catch(async (err: unknown) => {
+        throw new Error(`${String(err)}: ${await (await fetch(`${p.metricsUrl}/readyz?verbose`)).text()}\n${p.output()}`);
+      });
+      const m0 = await metricsText(p.metricsUrl);
+      for (const r of (config['cacheResources'] as string[] | undefined) ?? []) {
+        const name = r.split('/')[0] ?? r;
+        assert.equal(metricSum(m0, 'kube_cache_proxy_cache_synced', { resource: name }), 1, `${name} not synced`);
+        assert.equal(metricSum(m0, 'kube_cache_proxy_cache_not_cached', { resource: name }), 0, `${name} not cached`);
+      }
+
+      // kubectl through the proxy, with the admin's own credentials.
+      const ns = await cluster.kubectl('admin', ['get', 'namespaces', '-o', 'name'], { server: p.url });
+      assert.equal(ns.code, 0, ns.stderr);
+      assert.match(ns.stdout, new RegExp(`namespace/${NAMESPACE}`));
+
+      // A LIST served from the cache.
+      const served0 = metricSum(await metricsText(p.metricsUrl), 'kube_cache_proxy_cache_served_total', { resource: 'configmaps', verb: 'list' });
+      const list = await cluster.kubectl('admin', ['get', '--raw', `/api/v1/namespaces/${NAMESPACE}/configmaps?resourceVersion=0`], { server: p.url });
+      assert.equal(list.code, 0, list.stderr);
+      assert.ok(((JSON.parse(list.stdout) as { items: Array<{ metadata: { name: string } }> }).items).some((i) => i.metadata.name === fullname));
+      const m1 = await metricsText(p.metricsUrl);
+      assert.ok(metricSum(m1, 'kube_cache_proxy_cache_served_total', { resource: 'configmaps', verb: 'list' }) > served0, 'the LIST was not served from the cache');
+      if (mode === 'local') {
+        // Judged by the proxy's own TokenReview and SubjectAccessReview, not by the probe fallback.
+        assert.ok(metricSum(m1, 'kube_cache_proxy_authorization_reviews_total', { kind: 'token', result: 'authenticated' }) >= 1, 'no TokenReview succeeded');
+        assert.ok(metricSum(m1, 'kube_cache_proxy_authorization_reviews_total', { kind: 'subjectaccess', result: 'allowed' }) >= 1, 'no SubjectAccessReview succeeded');
+        assert.equal(metricSum(m1, 'kube_cache_proxy_authorization_reviews_total', { result: 'error' }), 0, 'a review failed');
+        assert.equal(metricSum(m1, 'kube_cache_proxy_authorization_decisions_total', { decision: 'fallback' }), 0, 'a read fell back to the probe');
+      }
+
+      // A watch through the proxy, from the cache, sees a change made at the apiserver.
+      const watch = spawn(cluster.info.kubectl, ['--kubeconfig', cluster.info.users.admin.kubeconfig, '--server', p.url, 'get', 'configmaps', '-n', NAMESPACE, '--watch-only', '-o', 'name'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(watch);
+      let seen = '';
+      watch.stdout.setEncoding('utf8').on('data', (d: string) => { seen += d; });
+      try {
+        await waitFor('a cache-served watcher', async () => (metricSum(await metricsText(p.metricsUrl), 'kube_cache_proxy_cache_watchers', { resource: 'configmaps' }) >= 1 ? true : undefined));
+        const name = `${release}-watched`;
+        await kubectlOk(['create', 'configmap', name, '-n', NAMESPACE, '--from-literal=a=1']);
+        await waitFor('the change on the watch', async () => (seen.includes(`configmap/${name}`) ? true : undefined));
+      } finally {
+        watch.kill('SIGTERM');
+        children.delete(watch);
+      }
+
+      // The proxy's own requests were all allowed: no watch of the cache's refused, nothing logged at
+      // warn or above.
+      const m2 = await metricsText(p.metricsUrl);
+      for (const code of ['401', '403']) assert.equal(metricSum(m2, 'kube_cache_proxy_cache_watch_restarts_total', { reason: `status_${code}` }), 0, `the cache's watches got ${code}`);
+      const problems = p.output().split('\n').filter((l) => /forbidden|\b403\b|"level":(4|5|6)0/.test(l));
+      assert.deepEqual(problems, [], 'the proxy logged problems under the chart\'s RBAC');
+    } finally {
+      await stopProxy(p);
+    }
+  });
+}
