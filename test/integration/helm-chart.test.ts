@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
@@ -123,6 +123,21 @@ test('helm template: the expected objects for each values file; values outside t
   assert.deepEqual(await kinds('daemonset-control-plane.yaml'), [...base, 'DaemonSet', 'Role', 'RoleBinding'].sort());
   assert.deepEqual(await kinds('monitoring.yaml'), [...base, 'Certificate', 'Deployment', 'PrometheusRule', 'ServiceMonitor'].sort());
   for (const f of EXAMPLES) assert.ok((await render('kcp', f)).length > 0);
+
+  // The pod as the image expects it: the Dockerfile's numeric USER, read-only root, probes on the metrics port.
+  const deployment = (await render('kcp')).find((d) => d.kind === 'Deployment');
+  assert.ok(deployment, 'no Deployment');
+  type Pod = { securityContext: { runAsUser: number; runAsGroup: number; runAsNonRoot: boolean }; containers: Array<{ args: string[]; securityContext: { readOnlyRootFilesystem: boolean }; livenessProbe: { httpGet: { path: string; port: string } }; readinessProbe: { httpGet: { path: string; port: string } }; ports: Array<{ name: string; containerPort: number }> }> };
+  const pod = (deployment['spec'] as { template: { spec: Pod } }).template.spec;
+  const user = /^USER\s+(\d+):(\d+)\s*$/m.exec(readFileSync(join(repoRoot(), 'Dockerfile'), 'utf8'));
+  assert.ok(user, 'the Dockerfile has no numeric USER uid:gid');
+  assert.deepEqual([pod.securityContext.runAsUser, pod.securityContext.runAsGroup, pod.securityContext.runAsNonRoot], [Number(user[1]), Number(user[2]), true]);
+  const container = pod.containers[0];
+  assert.ok(container);
+  assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+  assert.deepEqual([container.livenessProbe.httpGet, container.readinessProbe.httpGet], [{ path: '/livez', port: 'metrics' }, { path: '/readyz', port: 'metrics' }]);
+  assert.deepEqual(container.ports.map((p) => [p.name, p.containerPort]), [['https', 8443], ['metrics', 9443]]);
+  assert.deepEqual(container.args.slice(0, 2), ['--config', '/etc/kube-cache-proxy/config.yaml']);
 
   // The dashboards ConfigMap holds every dashboards/*.json of the chart, labelled for the sidecar.
   const files = readdirSync(join(CHART, 'dashboards')).filter((f) => f.endsWith('.json')).sort();
