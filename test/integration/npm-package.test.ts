@@ -75,7 +75,7 @@ test('npm pack: the tarball holds the proxy\'s compiled code, README and package
   mkdirClean(installDir);
   const i = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', join(packDir, entry.filename)], installDir, 300_000);
   expectOk('npm install <tarball>', i);
-  process.stderr.write(`[npm-package] npm install of the tarball: ${i.ms} ms\n`);
+  process.stderr.write(`[npm-package] npm install of the tarball: ${i.ms} ms (tests and the installed bin on Node ${process.version})\n`);
   bin = join(installDir, 'node_modules', '.bin', 'kube-cache-proxy');
   const script = readFileSync(join(installDir, 'node_modules', 'kube-cache-proxy', 'dist', 'proxy', 'cli.js'), 'utf8');
   assert.ok(script.startsWith('#!/usr/bin/env node\n'), 'the bin starts with #!/usr/bin/env node');
