@@ -233,6 +233,10 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
       // nghttp2's budget for a connection's queued frames (default 10 MB): a client's many watches
       // and lists share one connection now, and past the budget new streams would be refused.
       maxSessionMemory: 64,
+      // Node 24's HTTP/1 fallback checks Host itself and answers a bodiless 400 before serve()
+      // sees the request (Node 20's does not): left to serve(), which answers with a Status.
+      // (Not in @types/node's HTTP/2 options, hence the spread.)
+      ...{ requireHostHeader: false },
       cert: o.tls.cert,
       key: o.tls.key,
       ...(o.tls.clientCa !== undefined ? { ca: o.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
