@@ -111,7 +111,7 @@ export function createBackendMetrics(registry: Registry, healthyBackends: () => 
   });
   const recycles = new Counter({
     name: 'kube_cache_proxy_reshuffles_total',
-    help: 'Connections and watches ended so that load spreads anew, by reason (upstream_connection_max_age, forwarded_watch_max_age, client_connection_max_age).',
+    help: 'Connections and watches ended so that load spreads anew, by reason (upstream_connection_max_age, forwarded_watch_max_age; client connections: kube_cache_proxy_client_connection_recycles_total).',
     labelNames: ['reason'] as const,
     registers: [registry],
   });
