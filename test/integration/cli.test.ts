@@ -17,6 +17,7 @@ import { sharedCluster } from '../helpers/env.js';
 import { repoRoot } from '../cluster/paths.js';
 import { freePort } from '../cluster/processes.js';
 import { FLAGS } from '../../proxy/flags.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cluster = sharedCluster();
 const CLI = join(repoRoot(), 'dist', 'proxy', 'cli.js');
@@ -598,16 +599,6 @@ function slowPost(url: string, ca: string, path: string, body: string): { req: C
   req.write(body.slice(0, half));
   req.flushHeaders();
   return { req, finish: () => req.end(body.slice(half)), response };
-}
-
-async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 test('SIGTERM: the watch ends cleanly at once, /readyz turns 503, the short request finishes, exit 0 within the grace period', { timeout: 90_000 }, async () => {

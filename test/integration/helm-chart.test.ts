@@ -14,6 +14,7 @@ import { sharedCluster } from '../helpers/env.js';
 import { repoRoot } from '../cluster/paths.js';
 import { KUBERNETES_VERSION } from '../cluster/build.js';
 import { ensureHelm } from '../tools/helm.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cluster = sharedCluster();
 const CHART = join(repoRoot(), 'charts', 'kube-cache-proxy');
@@ -25,7 +26,6 @@ const NAMESPACE = `kcp-helm-${Date.now().toString(36)}`;
 const dir = mkdtempSync(join(tmpdir(), 'kcp-helm-'));
 const apiserver = cluster.info.apiservers[0];
 if (!apiserver) throw new Error('the shared cluster has no apiserver');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let helmBin = '';
 const helmEnv = { ...process.env, HELM_CACHE_HOME: join(dir, 'cache'), HELM_CONFIG_HOME: join(dir, 'config'), HELM_DATA_HOME: join(dir, 'data'), KUBECONFIG: '' };
@@ -204,16 +204,6 @@ function metricSum(text: string, name: string, labels: Record<string, string> = 
   return sum;
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 interface Proxy { child: ChildProcess; url: string; metricsUrl: string; output(): string }
 
 function startProxy(args: readonly string[]): Promise<Proxy> {
@@ -346,10 +336,10 @@ for (const { values, release, extra } of SMOKE) {
       let seen = '';
       watch.stdout.setEncoding('utf8').on('data', (d: string) => { seen += d; });
       try {
-        await waitFor('a cache-served watcher', async () => (metricSum(await metricsText(p.metricsUrl), 'kube_cache_proxy_cache_watchers', { resource: 'configmaps' }) >= 1 ? true : undefined));
+        await waitFor('a cache-served watcher', async () => (metricSum(await metricsText(p.metricsUrl), 'kube_cache_proxy_cache_watchers', { resource: 'configmaps' }) >= 1 ? true : undefined), 30_000);
         const name = `${release}-watched`;
         await kubectlOk(['create', 'configmap', name, '-n', NAMESPACE, '--from-literal=a=1']);
-        await waitFor('the change on the watch', async () => (seen.includes(`configmap/${name}`) ? true : undefined));
+        await waitFor('the change on the watch', async () => (seen.includes(`configmap/${name}`) ? true : undefined), 30_000);
       } finally {
         watch.kill('SIGTERM');
         children.delete(watch);

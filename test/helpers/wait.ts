@@ -1,0 +1,14 @@
+// Polling until a condition holds, for tests that wait on another process (a proxy, the apiserver).
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Calls `f` every 20 ms until it returns something other than undefined; throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
