@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import { readBody, UpstreamStatusError, type CacheUpstream } from './upstream.js';
 import { LineSplitter } from './line-splitter.js';
+import { ObjectParseError } from './stored-object.js';
 import type { StallReason } from './watch-health.js';
 
 /**
@@ -12,6 +13,13 @@ import type { StallReason } from './watch-health.js';
  * bounds in the HTTP client, a request sent into a dead connection has none short enough).
  */
 const OPEN_TIMEOUT_MS = 15_000;
+
+/** The label a main watch's failure is counted and logged under (watch restarts by reason). */
+export function watchFailureReason(err: unknown): string {
+  return err instanceof WatchStalledError ? 'stalled'
+    : err instanceof UpstreamStatusError ? `status_${err.statusCode}`
+    : err instanceof ObjectParseError ? 'parse' : 'connection';
+}
 
 /** The main watch was cut because it stalled (or never answered). */
 export class WatchStalledError extends Error {

@@ -80,6 +80,8 @@ export async function runProgressWatches(o: {
 export interface ProgressWatchListener {
   /** The apiserver answered 200: it is reachable. */
   onOpen(): void;
+  /** The apiserver answered 401 or 403: the proxy's own credentials are refused. */
+  onRefused(code: number): void;
   /**
    * At its first bookmark (at once, before anything else runs): the last resourceVersion of the
    * events it delivered before (`start` if none) and the bookmark's.
@@ -108,6 +110,7 @@ export async function progressWatch(upstream: CacheUpstream, path: string, start
     clearTimeout(answerDeadline);
     if (res.statusCode !== 200) {
       res.body.destroy();
+      if (res.statusCode === 401 || res.statusCode === 403) l.onRefused(res.statusCode);
       return;
     }
     l.onOpen();

@@ -14,16 +14,16 @@ import type { Store } from './store.js';
 import { storedObject, ObjectParseError, type StoredObject } from './stored-object.js';
 import { watchEventObject } from './json-scan.js';
 import { parseResourceVersion } from './resource-version.js';
-import { UpstreamStatusError, type CacheUpstream } from './upstream.js';
+import { healthyBackendsOf, UpstreamStatusError, type CacheUpstream } from './upstream.js';
 import { collectionPath, resourceName, type ResourceType } from './resource-type.js';
 import { fieldSetFor, type FieldSet } from '../indexes/selectable-fields.js';
 import type { ReflectorMetrics } from './metrics.js';
 import type { RelistGap, StoreEvent } from './store-event.js';
-import { relistDiff } from './relist-diff.js';
+import { ReflectorListeners } from './reflector-listeners.js';
 import { watchEventType } from './watch-event-line.js';
 import { sleep, watchWasHealthy } from './backoff.js';
 import { ResumePolicy, type ResumeAction } from './resume-policy.js';
-import { runMainWatch, WatchStalledError } from './main-watch.js';
+import { runMainWatch, watchFailureReason } from './main-watch.js';
 import { WatchHealth, watchHealthOptions, type StallReason } from './watch-health.js';
 import { ResourceVersionWaiters } from './rv-waiters.js';
 import { listPages } from './paged-list.js';
@@ -62,11 +62,7 @@ export class Reflector {
   #watchDelivered = false;
   /** When the current main watch was answered with 200 (0: not yet). */
   #watchOpenedAt = 0;
-  readonly #listeners = new Set<(e: StoreEvent) => void>();
-  readonly #bookmarkListeners = new Set<(object: Buffer) => void>();
-  readonly #relistListeners = new Set<(gap: RelistGap) => void>();
-  readonly #staleListeners = new Set<(stale: boolean) => void>();
-  #bookmarkSampled = false;
+  readonly #listeners = new ReflectorListeners();
   #firstListRV: bigint | undefined;
   readonly #health: WatchHealth;
   /** Cuts the open main watch as stalled (undefined while none is open). */
@@ -123,7 +119,7 @@ export class Reflector {
 
   /** Called when the resource becomes stale, and when it has caught up again. */
   onStale(listener: (stale: boolean) => void): void {
-    this.#staleListeners.add(listener);
+    this.#listeners.onStale(listener);
   }
 
   start(): void {
@@ -153,30 +149,37 @@ export class Reflector {
     if (stale === this.#stale) return;
     this.#stale = stale;
     this.#o.metrics.stale(this.name, stale);
-    if (stale) this.#o.log.warn({ resource: this.name, outOfTouchMs: this.#health.outOfTouchMs(now), rv: this.#rv.toString() }, 'out of touch with the apiservers: not serving reads of any state from the cache');
+    if (stale) this.#o.log.warn({ resource: this.name, outOfTouchMs: this.#health.outOfTouchMs(now), refusedWith: this.#health.refusedWith, rv: this.#rv.toString() }, 'out of touch with the apiservers: not serving reads of any state from the cache');
     else this.#o.log.info({ resource: this.name, rv: this.#rv.toString() }, 'caught up with the apiservers: serving from the cache again');
-    for (const l of this.#staleListeners) l(stale);
+    this.#listeners.stale(stale);
+  }
+
+  /**
+   * The proxy's own LIST or watch was answered 401/403: repeated, the resource is out of touch
+   * (watch-health.ts) even while an older main watch still delivers events.
+   */
+  #refused(code: number): void {
+    this.#health.refused(Date.now(), code);
+    this.#checkHealth();
+  }
+
+  /** 401 or 403 while the apiservers keep refusing the proxy's own LISTs and watches of this resource. */
+  get refusedWith(): number | undefined {
+    return this.#health.refusedWith;
   }
 
   onEvent(listener: (e: StoreEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.onEvent(listener);
   }
 
   /** A relist sent deletions at resourceVersions of its own (called before those events). */
   onRelistGap(listener: (gap: RelistGap) => void): void {
-    this.#relistListeners.add(listener);
+    this.#listeners.onRelistGap(listener);
   }
 
   /** The object of a BOOKMARK the apiserver sent (its JSON depends on the type), once. */
   onBookmarkSample(listener: (object: Buffer) => void): void {
-    this.#bookmarkListeners.add(listener);
-  }
-
-  #sampleBookmark(object: Buffer): void {
-    if (this.#bookmarkSampled) return;
-    this.#bookmarkSampled = true;
-    for (const l of this.#bookmarkListeners) l(object);
+    this.#listeners.onBookmarkSample(listener);
   }
 
   /** Resolves true once the store is synced at `rv` or later, false after `timeoutMs`. */
@@ -208,10 +211,11 @@ export class Reflector {
           await this.#list(next.reason, signal);
           policy.listed();
           next = { kind: 'watch', avoid: new Set(), delayMs: 0 };
-          if (!this.#bookmarkSampled) void fetchBookmarkSample(this.#upstream, collectionPath(this.type), this.#rv, signal, this.#o.log, this.name, (o) => this.#sampleBookmark(o));
+          if (!this.#listeners.bookmarkSampled) void fetchBookmarkSample(this.#upstream, collectionPath(this.type), this.#rv, signal, this.#o.log, this.name, (o) => this.#listeners.bookmark(o));
         } catch (err) {
           if (signal.aborted) break;
           if (err instanceof UpstreamStatusError && err.statusCode === 404) this.#o.onNotFound?.();
+          if (err instanceof UpstreamStatusError && (err.statusCode === 401 || err.statusCode === 403)) this.#refused(err.statusCode);
           const delayMs = policy.listFailed();
           this.#o.log.warn({ resource: this.name, err: String(err), retryInMs: Math.round(delayMs) }, 'list failed');
           next = { ...next, delayMs };
@@ -243,16 +247,15 @@ export class Reflector {
     const rv = this.#rv.toString();
     if (err instanceof UpstreamStatusError && err.expired) {
       this.#o.metrics.watchRestart(this.name, 'expired');
-      const next = policy.expired(backend, healthyBackends(this.#upstream));
+      const next = policy.expired(backend, healthyBackendsOf(this.#upstream));
       if (next.kind === 'watch') this.#o.log.info({ resource: this.name, rv, backend, avoid: [...next.avoid] }, 'watch expired: trying the other apiservers before relisting');
       else this.#o.log.info({ resource: this.name, rv, backend, retryInMs: Math.round(next.delayMs) }, 'watch expired everywhere: relisting');
       return next;
     }
-    const reason = err instanceof WatchStalledError ? 'stalled'
-      : err instanceof UpstreamStatusError ? `status_${err.statusCode}`
-      : err instanceof ObjectParseError ? 'parse' : 'connection';
+    const reason = watchFailureReason(err);
     this.#o.metrics.watchRestart(this.name, reason);
     if (err instanceof UpstreamStatusError && err.statusCode === 404) this.#o.onNotFound?.();
+    if (err instanceof UpstreamStatusError && (err.statusCode === 401 || err.statusCode === 403)) this.#refused(err.statusCode);
     const next = policy.failed(backend, reason === 'parse' ? 'parse_error' : undefined);
     this.#o.log.warn({ resource: this.name, rv, backend, reason, err: String(err), retryInMs: Math.round(next.delayMs) }, next.kind === 'relist' ? 'watch failed: relisting' : 'watch failed: resuming');
     return next;
@@ -273,19 +276,7 @@ export class Reflector {
     this.#o.metrics.relist(this.name, reason);
     this.#o.metrics.store(this.name, store.size, store.bytes);
     this.#o.log.info({ resource: this.name, objects: store.size, bytes: store.bytes, rv: rv.toString(), ms: Date.now() - started, reason }, 'listed');
-    if (previous) this.#emitDiff(previous, store, previousRV, this.#rv);
-  }
-
-  /** After a relist, what changed since the old store, sent to listeners as events (relistDiff). */
-  #emitDiff(before: Store, after: Store, from: bigint, to: bigint): void {
-    if (this.#listeners.size === 0) return;
-    const { events, gap } = relistDiff(before, after, from, to);
-    if (gap) for (const l of this.#relistListeners) l(gap);
-    for (const e of events) this.#emit(e);
-  }
-
-  #emit(e: StoreEvent): void {
-    for (const l of this.#listeners) l(e);
+    if (previous) this.#listeners.relisted(previous, store, previousRV, this.#rv);
   }
 
   /** The main watch from the current RV; returns when the apiserver ends it (timeoutSeconds). */
@@ -341,7 +332,8 @@ export class Reflector {
       return true;
     };
     return progressWatch(this.#upstream, collectionPath(this.type), this.#rv, stopSignal, {
-      onOpen: () => this.#health.heard(Date.now()),
+      onOpen: () => this.#health.accepted(Date.now()),
+      onRefused: (code) => this.#refused(code),
       onQuietEnd: (last) => void saw(last),
       onBookmark: (last, rv) => {
         if (generation !== this.#generation) return;
@@ -365,7 +357,7 @@ export class Reflector {
       case 'BOOKMARK': {
         this.#watchDelivered = true;
         this.#health.current(Date.now());
-        this.#sampleBookmark(objBytes);
+        this.#listeners.bookmark(objBytes);
         const o: unknown = JSON.parse(objBytes.toString('utf8'));
         const meta = typeof o === 'object' && o !== null && 'metadata' in o ? o.metadata : undefined;
         const rv = parseResourceVersion(typeof meta === 'object' && meta !== null && 'resourceVersion' in meta ? meta.resourceVersion : undefined);
@@ -389,20 +381,11 @@ export class Reflector {
         else previous = store.upsert(obj);
         this.#advance(obj.resourceVersion);
         this.#o.metrics.store(this.name, store.size, store.bytes);
-        this.#emit({ type, object: obj, previous, resourceVersion: obj.resourceVersion });
+        this.#listeners.event({ type, object: obj, previous, resourceVersion: obj.resourceVersion });
         return;
       }
       default:
         throw new ObjectParseError(`unknown watch event type ${JSON.stringify(type)}`);
     }
-  }
-}
-
-/** The usable apiservers, or none known (an upstream that cannot say: 410s then relist at once). */
-function healthyBackends(upstream: CacheUpstream): readonly string[] {
-  try {
-    return typeof upstream.healthyBackends === 'function' ? upstream.healthyBackends() : [];
-  } catch {
-    return [];
   }
 }

@@ -143,7 +143,11 @@ export class ResourceCache {
       if (why !== undefined) out.push({ name, failed: undefined, note: `not cached, reads forwarded: ${why.replace(/\s+/g, ' ').trim()}` });
       else if (!c) out.push({ name, failed: this.#pending.has(name) ? 'discovery has not answered yet' : undefined, note: undefined });
       else if (!c.reflector.synced) out.push(this.#late.has(name) ? { name, failed: undefined, note: 'syncing, reads forwarded' } : { name, failed: 'not synced', note: undefined });
-      else if (c.reflector.stale) out.push({ name, failed: `stale: out of touch with the apiservers for ${(c.reflector.outOfTouchMs / 1000).toFixed(1)} s, reads of any state and new watches forwarded`, note: undefined });
+      else if (c.reflector.stale) {
+        const refused = c.reflector.refusedWith;
+        const why = refused === undefined ? 'out of touch with the apiservers' : `the apiservers refuse the proxy's own list/watch (${refused})`;
+        out.push({ name, failed: `stale: ${why} for ${(c.reflector.outOfTouchMs / 1000).toFixed(1)} s, reads of any state and new watches forwarded`, note: undefined });
+      }
       else out.push({ name, failed: undefined, note: undefined });
     }
     return out;

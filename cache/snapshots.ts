@@ -21,8 +21,15 @@ export interface SnapshotLimits {
   readonly ttlSeconds: number;
 }
 
+/** The shape of the tokens this proxy issues: `kcp1.<16 base64url>.<offset>`. */
+const TOKEN = /^kcp1\.([A-Za-z0-9_-]{16})\.([0-9]{1,12})$/;
+
+/**
+ * A continue token of this proxy's shape. Anything else (garbage, a truncated or edited token) is
+ * not one it issued and goes to the apiserver, whose 400 "invalid continue token" is the answer.
+ */
 export function isSnapshotToken(token: string): boolean {
-  return token.startsWith(PREFIX);
+  return TOKEN.test(token);
 }
 
 export interface Page {
@@ -70,7 +77,7 @@ export class SnapshotStore {
 
   /** The page a continue token points to. */
   nextPage(token: string, scope: string, limit: number): PageLookup {
-    const m = /^kcp1\.([A-Za-z0-9_-]{16})\.([0-9]{1,12})$/.exec(token);
+    const m = TOKEN.exec(token);
     if (!m) return 'expired';
     const id = m[1] as string;
     const snapshot = this.#lru.get(id);

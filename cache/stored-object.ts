@@ -7,6 +7,7 @@ import type { Labels } from '../indexes/label-index.js';
 import type { FieldSet, FieldValues } from '../indexes/selectable-fields.js';
 import { parseResourceVersion } from './resource-version.js';
 import { stripTypeMeta } from './json-scan.js';
+import { withheldJsonError } from './json-error.js';
 import { TRAILER, inflateSegments, segmentParts } from './deflate-segments.js';
 import { UNOWNED, type Placed, type Slab, type SlabArena } from './segment-slabs.js';
 
@@ -73,7 +74,7 @@ export function storedObject(bytes: Buffer, fieldSet: FieldSet, namespaced: bool
   try {
     parsed = JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    throw new ObjectParseError(`object is not JSON: ${String(err)}`);
+    throw new ObjectParseError(`object is not JSON: ${withheldJsonError(err)}`);
   }
   const o = record(parsed);
   const meta = record(o?.['metadata']);

@@ -27,6 +27,15 @@ export interface CacheUpstream {
   healthyBackends(): readonly string[];
 }
 
+/** The usable apiservers, or none known (an upstream that cannot say: 410s then relist at once). */
+export function healthyBackendsOf(upstream: CacheUpstream): readonly string[] {
+  try {
+    return typeof upstream.healthyBackends === 'function' ? upstream.healthyBackends() : [];
+  } catch {
+    return [];
+  }
+}
+
 export async function readBody(body: Readable, limit = Infinity): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;

@@ -2,6 +2,7 @@
 // whole object.
 import { topLevelMember, watchEventObject } from './json-scan.js';
 import { parseResourceVersion } from './resource-version.js';
+import { parseJsonWithheld } from './json-error.js';
 
 /** The event's type: the line starts with `{"type":"`, as the apiserver writes it. */
 export function watchEventType(line: Buffer): string {
@@ -12,7 +13,7 @@ export function watchEventType(line: Buffer): string {
 export function eventResourceVersion(line: Buffer): { type: string; rv: bigint } {
   const type = watchEventType(line);
   const meta = topLevelMember(watchEventObject(line), 'metadata');
-  const m: unknown = meta ? JSON.parse(meta.toString('utf8')) : undefined;
+  const m: unknown = meta ? parseJsonWithheld(meta.toString('utf8')) : undefined;
   const rv = typeof m === 'object' && m !== null && 'resourceVersion' in m ? parseResourceVersion(m.resourceVersion) : undefined;
   return { type, rv: rv ?? 0n };
 }

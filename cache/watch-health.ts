@@ -21,6 +21,12 @@
 // watches. It stays stale until it has caught up: its main watch open again and a bookmark (of the
 // main watch or a progress watch) received since, proving every event up to it applied; or a
 // relist, which replaces the store with the apiserver's current state.
+//
+// Refused. An apiserver that answers the proxy's own LIST, main watch or progress watch with 401 or
+// 403 (its credentials expired, its RBAC binding removed) is not keeping the store current even
+// while an older main watch still delivers events: the next LIST or watch will be refused too. Two
+// refusals in a row with no success between put the resource out of touch from the first one, open
+// watch or not; any LIST, main watch or progress watch answered 200 ends it.
 
 export interface WatchHealthOptions {
   readonly staleAfterMs: number;
@@ -59,6 +65,8 @@ export class WatchHealth {
   #currentSinceOpen = false;
   #behind: Behind[] = [];
   #stale = false;
+  /** Since when the proxy's own requests are refused (401/403), and how often in a row. */
+  #refused: { readonly since: number; readonly code: number; count: number } | undefined;
 
   constructor(o: WatchHealthOptions) {
     this.#o = o;
@@ -73,6 +81,7 @@ export class WatchHealth {
    * caught up whatever it missed; earlier evidence is void.
    */
   listed(now: number): void {
+    this.#refused = undefined;
     this.#behind = [];
     this.#stale = false;
     this.heard(now);
@@ -80,6 +89,7 @@ export class WatchHealth {
 
   /** The main watch was answered 200. */
   opened(now: number): void {
+    this.#refused = undefined;
     this.#open = true;
     this.#openedAt = now;
     this.#lastByte = now;
@@ -101,6 +111,25 @@ export class WatchHealth {
   /** Something arrived from an apiserver: an event, a bookmark, a progress watch's bookmark. */
   heard(now: number): void {
     if (this.#lastHeard === undefined || now > this.#lastHeard) this.#lastHeard = now;
+  }
+
+  /** A LIST, main watch or progress watch was answered 401 or 403. */
+  refused(now: number, code: number): void {
+    if (this.#refused) this.#refused.count++;
+    else this.#refused = { since: now, code, count: 1 };
+    // Catching up afterwards takes a bookmark received after the refusals ended.
+    this.#currentSinceOpen = false;
+  }
+
+  /** A progress watch was answered 200: the proxy's credentials are accepted again. */
+  accepted(now: number): void {
+    this.#refused = undefined;
+    this.heard(now);
+  }
+
+  /** The status code of repeated refusals (401 or 403) while they last; undefined otherwise. */
+  get refusedWith(): number | undefined {
+    return this.#refused && this.#refused.count >= 2 ? this.#refused.code : undefined;
   }
 
   /** A bookmark proved every event up to it applied (the main watch's, or a progress watch's whose events were all applied). */
@@ -135,6 +164,7 @@ export class WatchHealth {
 
   /** How long the resource has been out of touch (0 while in touch). */
   outOfTouchMs(now: number): number {
+    if (this.#refused && this.#refused.count >= 2) return Math.max(0, now - this.#refused.since);
     if (this.#open && this.stall(now) === undefined) return 0;
     if (this.#lastHeard === undefined) return 0;
     return Math.max(0, now - this.#lastHeard);
@@ -144,7 +174,7 @@ export class WatchHealth {
   stale(now: number): boolean {
     if (!this.#stale) {
       if (this.outOfTouchMs(now) > this.#o.staleAfterMs) this.#stale = true;
-    } else if (this.#open && this.#currentSinceOpen && this.#behind.length === 0 && this.stall(now) === undefined) {
+    } else if (this.#refused === undefined && this.#open && this.#currentSinceOpen && this.#behind.length === 0 && this.stall(now) === undefined) {
       this.#stale = false;
     }
     return this.#stale;

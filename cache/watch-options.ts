@@ -12,7 +12,8 @@ import type { WatchRequest } from './watch-cache.js';
 // apiserver ignores it on watches, which are long-running (the deadline filter skips them).
 const KNOWN = new Set(['watch', 'resourceVersion', 'resourceVersionMatch', 'allowWatchBookmarks', 'timeoutSeconds', 'timeout', 'labelSelector', 'fieldSelector', 'sendInitialEvents']);
 const first = (q: Query, k: string): string | undefined => q.get(k)?.[0];
-const truthy = (v: string | undefined) => v !== undefined && v !== '0' && v.toLowerCase() !== 'false';
+/** runtime.Convert_Slice_string_To_bool: only "0" and strings.EqualFold(v, "false") are false (the u flag folds as EqualFold does: "falſe"). */
+const truthy = (v: string | undefined) => v !== undefined && v !== '0' && !/^false$/iu.test(v);
 
 export type WatchPlan = { readonly request: Omit<WatchRequest, 'timeoutMs'>; readonly timeoutMs: number; readonly waitFor: 'probe' | bigint | undefined };
 

@@ -46,6 +46,7 @@ export class Watcher {
   #wake: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   readonly #onClose: (w: Watcher) => void;
+  #closedListeners: Array<(reason: CloseReason) => void> = [];
 
   constructor(o: {
     filter: WatchFilter; bookmarks: boolean; deadline: number; startRV: bigint; limits: WatcherLimits;
@@ -124,6 +125,12 @@ export class Watcher {
     return out.length > 0 ? out : undefined;
   }
 
+  /** Calls `f` once when the watcher closes (at once when it is closed already). */
+  onClosed(f: (reason: CloseReason) => void): void {
+    if (this.closed) f(this.closed);
+    else this.#closedListeners.push(f);
+  }
+
   /** Resolves when there may be something to take, or the watcher closed. */
   ready(): Promise<void> {
     if (this.closed || this.#queue.length > 0 || this.#initialPos < this.#initial.length || this.#afterInitial) return Promise.resolve();
@@ -142,6 +149,9 @@ export class Watcher {
     this.#burstBytes = 0;
     this.#initial = [];
     this.#onClose(this);
+    const listeners = this.#closedListeners;
+    this.#closedListeners = [];
+    for (const f of listeners) f(reason);
     this.#wakeUp();
   }
 

@@ -38,7 +38,12 @@ export function cacheConfigFrom(raw: RawCacheOptions): CacheConfig | undefined {
     const r = parseResourceSpec(m[1] as string);
     if (typeof r === 'string') throw new ConfigError(`--cache-indexed-fields: ${r}`);
     const name = resourceName(r);
-    if (!resources.some((x) => resourceName(x) === name)) throw new ConfigError(`--cache-indexed-fields: ${name} is not a cached resource`);
+    if (!resources.some((x) => resourceName(x) === name)) {
+      // The default index (pods by node) applies only when pods are cached: --cache-resources
+      // without pods is not a mistake; an explicit index of an uncached resource is.
+      if (raw.indexedFields === undefined) continue;
+      throw new ConfigError(`--cache-indexed-fields: ${name} is not a cached resource`);
+    }
     fields.set(name, [...(fields.get(name) ?? []), m[2] as string]);
   }
   resources = resources.map((r) => ({ ...r, indexedFields: fields.get(resourceName(r)) ?? [] }));

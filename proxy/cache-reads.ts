@@ -24,6 +24,7 @@ import { parseResourceVersion } from '../cache/resource-version.js';
 import type { CachedResource, ResourceCache } from '../cache/resource-cache.js';
 import type { AuthorizationCache } from './authorization-cache.js';
 import { localRead } from './local-reads.js';
+import { drained, waitingForDrain } from './client-stall.js';
 
 export type CacheOutcome =
   | { readonly served: true; readonly code: number; readonly bytes: number }
@@ -240,10 +241,20 @@ async function writeBody(res: ClientResponse, chunks: Iterable<Buffer>, through:
   for (const chunk of chunks) {
     if (res.destroyed) return bytes;
     bytes += chunk.length;
-    if (!out.write(chunk)) await eventOrClose(through ?? res, 'drain', res);
+    if (!out.write(chunk)) {
+      // Stalled on the client past CLIENT_STALL_MS: the request's seat goes back (client-stall.ts).
+      waitingForDrain(res);
+      await eventOrClose(through ?? res, 'drain', res);
+      drained(res);
+    }
   }
   out.end();
-  if (through) await eventOrClose(res, 'finish', res);
+  if (through) {
+    // The end of the body is in the zlib stream and the response: waiting for the client too.
+    waitingForDrain(res);
+    await eventOrClose(res, 'finish', res);
+    drained(res);
+  }
   return bytes;
 }
 

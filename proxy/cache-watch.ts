@@ -16,6 +16,7 @@ import { jsonAnswerRefusal } from './content-negotiation.js';
 import { parseResourceVersion } from '../cache/resource-version.js';
 import { LineSplitter } from '../cache/line-splitter.js';
 import { watchEventObject, topLevelMember } from '../cache/json-scan.js';
+import { parseJsonWithheld } from '../cache/json-error.js';
 import { eventLine } from '../cache/watch-encoding.js';
 import { statusBody } from './status.js';
 import type { CachedResource, ResourceCache } from '../cache/resource-cache.js';
@@ -79,7 +80,7 @@ async function probeWatch(req: ClientRequest, info: RequestInfo, f: Forwarding, 
     for await (const chunk of up.body) {
       for (const line of lines.push(chunk as Buffer)) {
         const obj = watchEventObject(line);
-        const meta: unknown = JSON.parse(topLevelMember(obj, 'metadata')?.toString('utf8') ?? 'null');
+        const meta: unknown = parseJsonWithheld(topLevelMember(obj, 'metadata')?.toString('utf8') ?? 'null');
         const rv = typeof meta === 'object' && meta !== null && 'resourceVersion' in meta ? parseResourceVersion(meta.resourceVersion) : undefined;
         if (line.toString('latin1', 0, 20).startsWith('{"type":"BOOKMARK"')) return { kind: 'allowed', rv };
         if (line.toString('latin1', 0, 20).startsWith('{"type":"ERROR"')) return { kind: 'fail', reason: 'probe_error' };
@@ -165,6 +166,12 @@ async function pumpWatcher(w: Watcher, res: ClientResponse, ctx: ProxyContext): 
     },
   };
   ctx.inflight.add(entry);
+  // A watcher closed as too slow has its connection (HTTP/1.1) or stream (HTTP/2) cut at once: its
+  // client is not reading, and a clean end would wait behind the bytes it does not take, holding
+  // the socket and its buffers for as long as the client stays.
+  w.onClosed((reason) => {
+    if (reason === 'slow' && !res.destroyed) res.destroy();
+  });
   const onClose = () => w.close('client');
   res.on('close', onClose);
   // The client may have left while the watch waited for its probe or for the cache: 'close' has

@@ -3,6 +3,7 @@
 import { pino } from 'pino';
 import { ConfigError } from './errors.js';
 import { HELP, parseFlags } from './flags.js';
+import { LOG_SAFETY, scrubErrorText } from './log-redaction.js';
 
 async function main(): Promise<void> {
   const parsed = parseFlags(process.argv.slice(2));
@@ -11,7 +12,8 @@ async function main(): Promise<void> {
     return;
   }
   const o = parsed.options;
-  const log = pino({ level: o.logLevel, base: { component: 'kube-cache-proxy' }, redact: ['req.headers.authorization'] });
+  // Redacted fields and scrubbed error texts: proxy/log-redaction.ts.
+  const log = pino({ level: o.logLevel, base: { component: 'kube-cache-proxy' }, ...LOG_SAFETY });
 
   // Signals are handled from the start: one that arrives while starting up stops the proxy as soon
   // as it is up (exit 0), instead of killing the process mid-startup.
@@ -54,6 +56,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   const msg = err instanceof ConfigError ? err.message : `kube-cache-proxy: ${err instanceof Error ? err.message : String(err)}`;
-  process.stderr.write(`${msg.split('\n')[0]}\n`);
+  process.stderr.write(`${scrubErrorText(msg.split('\n')[0] ?? '')}\n`);
   process.exit(1);
 });

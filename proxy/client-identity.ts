@@ -4,12 +4,12 @@
 import { createHash } from 'node:crypto';
 import type { ClientRequest } from './client-http.js';
 import { TLSSocket } from 'node:tls';
-import { hasImpersonationHeaders } from './headers.js';
+import { clientImpersonation } from './client-impersonation.js';
 
 export type Forwarding =
   | { readonly kind: 'passthrough' }
   | { readonly kind: 'impersonate'; readonly user: string; readonly groups: readonly string[]; readonly credentialId: string }
-  | { readonly kind: 'reject'; readonly code: 401 | 403; readonly reason: string; readonly message: string };
+  | { readonly kind: 'reject'; readonly code: 400 | 401 | 403; readonly reason: string; readonly message: string };
 
 interface CertIdentity {
   readonly user: string;
@@ -51,7 +51,13 @@ export function resolveForwarding(req: ClientRequest, clientCertsEnabled: boolea
     if (req.headers.authorization) return { kind: 'passthrough' };
     return { kind: 'reject', code: 401, reason: 'Unauthorized', message: 'Unauthorized' };
   }
-  if (hasImpersonationHeaders(req.rawHeaders)) {
+  // The client's own Impersonate-* headers, read as the apiserver reads them: those that request
+  // nothing are dropped in forwardingEdits, a malformed request gets the apiserver's 400, and a real
+  // impersonation is refused (the apiserver would check the certificate user's permission, which the
+  // proxy's own impersonation rights must never stand in for).
+  const own = clientImpersonation(req.rawHeaders);
+  if (own.kind === 'bad-request') return { kind: 'reject', code: 400, reason: 'BadRequest', message: own.message };
+  if (own.kind === 'impersonating') {
     return {
       kind: 'reject', code: 403, reason: 'Forbidden',
       message: `kube-cache-proxy: clients authenticated by certificate cannot impersonate (user "${id.user}")`,

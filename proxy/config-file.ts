@@ -5,9 +5,10 @@ import yaml from 'js-yaml';
 import { ConfigError } from './errors.js';
 import { AUTHORIZATION_MODES, type AuthorizationMode } from '../cache/config.js';
 import { flowControlConfigFrom } from './flow-control-source.js';
-import { BALANCE_POLICIES, isLogLevel, parseListen, LOG_LEVELS, type BalancePolicy, type ProxyOptions } from './options.js';
+import { cipherSuitesError, tlsVersionError, type TlsVersionName } from './tls-options.js';
+import { BALANCE_POLICIES, isLogLevel, isMetricsMode, parseListen, LOG_LEVELS, METRICS_MODES, type BalancePolicy, type ProxyOptions } from './options.js';
 
-type FieldType = 'authorizationMode' | 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds' | 'count' | 'flowControl' | 'boolean' | 'balance' | 'fraction';
+type FieldType = 'metricsMode' | 'authorizationMode' | 'string' | 'string[]' | 'listen' | 'logLevel' | 'seconds' | 'count' | 'flowControl' | 'boolean' | 'balance' | 'fraction' | 'tlsVersion' | 'cipherSuites' | 'limit';
 
 const SCHEMA: Readonly<Record<string, FieldType>> = {
   kubeconfig: 'string',
@@ -17,8 +18,11 @@ const SCHEMA: Readonly<Record<string, FieldType>> = {
   tlsCertFile: 'string',
   tlsPrivateKeyFile: 'string',
   clientCaFile: 'string',
+  tlsMinVersion: 'tlsVersion',
+  tlsCipherSuites: 'cipherSuites',
   writeKubeconfig: 'string',
   metricsListen: 'listen',
+  metricsMode: 'metricsMode',
   logLevel: 'logLevel',
   shutdownGracePeriodSeconds: 'seconds',
   cacheResources: 'string[]',
@@ -42,9 +46,14 @@ const SCHEMA: Readonly<Record<string, FieldType>> = {
   forwardedWatchMaxAgeSeconds: 'seconds',
   clientConnectionMaxAgeSeconds: 'seconds',
   maxAgeJitter: 'fraction',
+  maxConnections: 'limit',
+  maxConnectionsPerSource: 'limit',
+  requestHeaderTimeoutSeconds: 'seconds',
+  requestBodyTimeoutSeconds: 'seconds',
+  writeStallTimeoutSeconds: 'seconds',
 };
 
-export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOptions, 'cache' | 'flowControlSource' | 'backends'>]: ProxyOptions[K] }> & {
+export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOptions, 'cache' | 'flowControlSource' | 'backends' | 'connectionLimits'>]: ProxyOptions[K] }> & {
   cacheStaleAfterSeconds?: number;
   upstreamDiscovery?: boolean;
   upstreamBalance?: BalancePolicy;
@@ -53,6 +62,11 @@ export type ConfigFileOptions = Partial<{ -readonly [K in Exclude<keyof ProxyOpt
   forwardedWatchMaxAgeSeconds?: number;
   clientConnectionMaxAgeSeconds?: number;
   maxAgeJitter?: number;
+  maxConnections?: number;
+  maxConnectionsPerSource?: number;
+  requestHeaderTimeoutSeconds?: number;
+  requestBodyTimeoutSeconds?: number;
+  writeStallTimeoutSeconds?: number;
   cacheResources?: string[];
   cacheIndexedFields?: string[];
   cachePageSize?: number;
@@ -88,16 +102,31 @@ function check(file: string, key: string, type: FieldType, v: unknown): ConfigFi
       return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail('must be a number of seconds >= 0');
     case 'count':
       return typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : fail('must be a whole number >= 1');
+    case 'limit':
+      return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : fail('must be a whole number >= 0 (0: no limit)');
     case 'boolean':
       return typeof v === 'boolean' ? v : fail('must be true or false');
     case 'balance':
       return typeof v === 'string' && (BALANCE_POLICIES as readonly string[]).includes(v) ? v as BalancePolicy : fail(`must be one of ${BALANCE_POLICIES.join(', ')}`);
     case 'authorizationMode':
       return typeof v === 'string' && (AUTHORIZATION_MODES as readonly string[]).includes(v) ? v as AuthorizationMode : fail(`must be one of ${AUTHORIZATION_MODES.join(', ')}`);
+    case 'metricsMode':
+      return typeof v === 'string' && isMetricsMode(v) ? v : fail(`must be one of ${METRICS_MODES.join(', ')}`);
     case 'fraction':
       return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1 ? v : fail('must be a number from 0 to 1');
     case 'flowControl':
       return flowControlConfigFrom(v, { file, flag: '--config' });
+    case 'tlsVersion': {
+      if (typeof v !== 'string') return fail('must be a string like VersionTLS12');
+      const err = tlsVersionError(v);
+      return err === undefined ? v as TlsVersionName : fail(err);
+    }
+    case 'cipherSuites': {
+      if (!Array.isArray(v) || !v.every((x: unknown) => typeof x === 'string')) return fail('must be a list of cipher suite names');
+      const names = v as string[];
+      const err = cipherSuitesError(names);
+      return err === undefined ? names : fail(err);
+    }
   }
 }
 

@@ -5,10 +5,12 @@ import { loadConfigFile } from './config-file.js';
 import { cacheConfigFrom } from './cache-options.js';
 import { loadFlowControlConfig, type FlowControlSource } from './flow-control-source.js';
 import { DEFAULT_FLOW_CONTROL } from '../flowcontrol/defaults.js';
+import { cipherSuitesError, tlsVersionError, type TlsVersionName } from './tls-options.js';
 import {
-  BALANCE_POLICIES, DEFAULT_BACKEND_OPTIONS, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, LOG_LEVELS, isLogLevel, parseListen,
+  BALANCE_POLICIES, DEFAULT_BACKEND_OPTIONS, DEFAULT_LISTEN, DEFAULT_METRICS_LISTEN, LOG_LEVELS, METRICS_MODES, isLogLevel, isMetricsMode, parseListen,
   type BackendOptions, type BalancePolicy, type ListenAddress, type ProxyOptions,
 } from './options.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connection-limits.js';
 
 function isBalancePolicy(v: string): v is BalancePolicy {
   return (BALANCE_POLICIES as readonly string[]).includes(v);
@@ -40,8 +42,29 @@ Serving:
   --tls-private-key-file FILE  its private key
   --client-ca-file FILE        verify client certificates against this CA; such clients are forwarded
                                with Impersonate-User/-Group under the proxy's own credentials
-  --metrics-listen HOST:PORT   plain-HTTP port for /metrics, /healthz, /livez, /readyz (default ${DEFAULT_METRICS_LISTEN})
+                               (these three files are reloaded when they change, for new connections)
+  --tls-min-version VERSION    VersionTLS12 or VersionTLS13 (default VersionTLS12)
+  --tls-cipher-suites LIST     TLS 1.2 cipher suites, comma-separated Go/IANA names as kube-apiserver's
+                               (e.g. TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); insecure ones are refused,
+                               TLS 1.3 ones accepted and not configurable (default: kube-apiserver's,
+                               the ECDHE suites Go calls secure)
+  --metrics-listen HOST:PORT   port for /metrics, /healthz, /livez, /readyz (default ${DEFAULT_METRICS_LISTEN})
+  --metrics-mode MODE          ${METRICS_MODES.join('|')}: the metrics port in plain HTTP (default); over TLS with
+                               the serving certificate of --listen; or over TLS with /metrics only for clients
+                               authenticated (a token by TokenReview, or a --client-ca-file certificate)
+                               and authorized (SubjectAccessReview: get on the non-resource URL /metrics);
+                               /healthz, /livez, /readyz stay open
   --shutdown-grace-period SEC  on SIGTERM, how long in-flight requests may take to finish (default 30)
+  --max-connections N          client connections open at once; past it new ones get a 503 Status with
+                               Retry-After and are closed (default 20000; 0: no cap)
+  --max-connections-per-source N  the same per source address, answered 429 (default 10000, so that
+                               thousands of nodes behind one NAT address fit; 0: no cap)
+  --request-header-timeout SEC  a request's headers must arrive within SEC, and a new connection's first
+                               request too (default 32, as kube-apiserver's ReadHeaderTimeout)
+  --request-body-timeout SEC   a request's body must arrive within SEC of its headers, else 408 (default 60;
+                               requests without a body, watches among them, are not affected)
+  --write-stall-timeout SEC    a response whose client takes none of its waiting bytes for SEC is cut
+                               (default 60)
 Cache (LIST and GET resourceVersion=0 answered from watch-fed memory, same answers and consistency):
   --cache-resources LIST       resource[.group][/version],... to cache, or "none" (default
                                pods,nodes,namespaces,services,endpointslices.discovery.k8s.io,configmaps;
@@ -76,7 +99,7 @@ Flow control (multi-level limits, fair queues, 429 with a dynamic Retry-After):
 Other:
   --config FILE                YAML file with any of the options above in camelCase
                                (kubeconfig, context, upstreams, listen, tlsCertFile, tlsPrivateKeyFile,
-                               clientCaFile, writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds,
+                               clientCaFile, tlsMinVersion, tlsCipherSuites (list), writeKubeconfig, metricsListen, logLevel, shutdownGracePeriodSeconds,
                                cacheResources, cacheIndexedFields (lists), cachePageSize,
                                cacheBookmarkIntervalSeconds, cacheFreshnessWaitSeconds, cacheFreshnessBudgetSeconds,
                                cacheQuietAfterSeconds, cacheSnapshotTtlSeconds,
@@ -84,7 +107,9 @@ Other:
                                authorizationAllowedTtlSeconds, authorizationDeniedTtlSeconds, flowControl,
                                upstreamDiscovery, upstreamBalance, upstreamHealthIntervalSeconds,
                                upstreamConnectionMaxAgeSeconds, forwardedWatchMaxAgeSeconds,
-                               clientConnectionMaxAgeSeconds, maxAgeJitter);
+                               clientConnectionMaxAgeSeconds, maxAgeJitter, maxConnections,
+                               maxConnectionsPerSource, requestHeaderTimeoutSeconds,
+                               requestBodyTimeoutSeconds, writeStallTimeoutSeconds);
                                flags override it
   --write-kubeconfig FILE      write a kubeconfig that points a client at this proxy with the source
                                context's credentials and the proxy's CA, then keep serving
@@ -101,9 +126,12 @@ export const FLAGS = {
   'tls-cert-file': { type: 'string' },
   'tls-private-key-file': { type: 'string' },
   'client-ca-file': { type: 'string' },
+  'tls-min-version': { type: 'string' },
+  'tls-cipher-suites': { type: 'string' },
   config: { type: 'string' },
   'write-kubeconfig': { type: 'string' },
   'metrics-listen': { type: 'string' },
+  'metrics-mode': { type: 'string' },
   'log-level': { type: 'string' },
   'shutdown-grace-period': { type: 'string' },
   'cache-resources': { type: 'string' },
@@ -127,6 +155,11 @@ export const FLAGS = {
   'forwarded-watch-max-age': { type: 'string' },
   'client-connection-max-age': { type: 'string' },
   'max-age-jitter': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'max-connections-per-source': { type: 'string' },
+  'request-header-timeout': { type: 'string' },
+  'request-body-timeout': { type: 'string' },
+  'write-stall-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -190,6 +223,8 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     authorizationAllowedTtlSeconds: num('--authorization-allowed-ttl', v['authorization-allowed-ttl']) ?? file.authorizationAllowedTtlSeconds,
     authorizationDeniedTtlSeconds: num('--authorization-denied-ttl', v['authorization-denied-ttl']) ?? file.authorizationDeniedTtlSeconds,
   });
+  const metricsMode = v['metrics-mode'] ?? file.metricsMode ?? 'plain';
+  if (!isMetricsMode(metricsMode)) throw new ConfigError(`--metrics-mode: must be one of ${METRICS_MODES.join(', ')}`);
   const balance = v['upstream-balance'] ?? file.upstreamBalance ?? DEFAULT_BACKEND_OPTIONS.balance;
   if (!isBalancePolicy(balance)) throw new ConfigError(`--upstream-balance: must be one of ${BALANCE_POLICIES.join(', ')}`);
   const jitter = num('--max-age-jitter', v['max-age-jitter']) ?? file.maxAgeJitter ?? DEFAULT_BACKEND_OPTIONS.maxAgeJitter;
@@ -205,10 +240,31 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     clientConnectionMaxAgeSeconds: num('--client-connection-max-age', v['client-connection-max-age']) ?? file.clientConnectionMaxAgeSeconds ?? DEFAULT_BACKEND_OPTIONS.clientConnectionMaxAgeSeconds,
     maxAgeJitter: jitter,
   };
+  const whole = (flag: string, text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    if (!/^\d+$/.test(text)) throw new ConfigError(`${flag}: must be a whole number >= 0`);
+    return Number(text);
+  };
+  const ms = (seconds: number | undefined): number | undefined => (seconds === undefined ? undefined : seconds * 1000);
+  const d = DEFAULT_CONNECTION_LIMITS;
+  const connectionLimits: ConnectionLimits = {
+    ...d,
+    maxConnections: whole('--max-connections', v['max-connections']) ?? file.maxConnections ?? d.maxConnections,
+    maxConnectionsPerSource: whole('--max-connections-per-source', v['max-connections-per-source']) ?? file.maxConnectionsPerSource ?? d.maxConnectionsPerSource,
+    requestHeaderTimeoutMs: ms(num('--request-header-timeout', v['request-header-timeout']) ?? file.requestHeaderTimeoutSeconds) ?? d.requestHeaderTimeoutMs,
+    requestBodyTimeoutMs: ms(num('--request-body-timeout', v['request-body-timeout']) ?? file.requestBodyTimeoutSeconds) ?? d.requestBodyTimeoutMs,
+    writeStallTimeoutMs: ms(num('--write-stall-timeout', v['write-stall-timeout']) ?? file.writeStallTimeoutSeconds) ?? d.writeStallTimeoutMs,
+  };
   const flowControlSource: FlowControlSource | undefined = v['flow-control-config'] !== undefined
     ? { file: v['flow-control-config'], flag: '--flow-control-config' }
     : v.config !== undefined ? { file: v.config, flag: '--config' } : undefined;
   const flowControl = flowControlSource?.flag === '--flow-control-config' ? loadFlowControlConfig(flowControlSource) : file.flowControl ?? DEFAULT_FLOW_CONTROL;
+  const tlsMinVersion = v['tls-min-version'] ?? file.tlsMinVersion;
+  const versionError = tlsMinVersion === undefined ? undefined : tlsVersionError(tlsMinVersion);
+  if (versionError !== undefined) throw new ConfigError(`--tls-min-version: ${versionError}`);
+  const tlsCipherSuites = list(v['tls-cipher-suites']) ?? file.tlsCipherSuites;
+  const suitesError = tlsCipherSuites === undefined ? undefined : cipherSuitesError(tlsCipherSuites);
+  if (suitesError !== undefined) throw new ConfigError(`--tls-cipher-suites: ${suitesError}`);
   const options: ProxyOptions = {
     kubeconfig: v.kubeconfig ?? file.kubeconfig,
     context: v.context ?? file.context,
@@ -217,14 +273,18 @@ export function parseFlags(argv: readonly string[]): ParsedFlags {
     tlsCertFile: v['tls-cert-file'] ?? file.tlsCertFile,
     tlsPrivateKeyFile: v['tls-private-key-file'] ?? file.tlsPrivateKeyFile,
     clientCaFile: v['client-ca-file'] ?? file.clientCaFile,
+    ...(tlsMinVersion !== undefined ? { tlsMinVersion: tlsMinVersion as TlsVersionName } : {}),
+    ...(tlsCipherSuites !== undefined ? { tlsCipherSuites } : {}),
     writeKubeconfig: v['write-kubeconfig'] ?? file.writeKubeconfig,
     metricsListen: v['metrics-listen'] !== undefined ? listen('--metrics-listen', v['metrics-listen']) : file.metricsListen ?? listen('--metrics-listen', DEFAULT_METRICS_LISTEN),
+    metricsMode,
     logLevel,
     shutdownGracePeriodSeconds: grace,
     cache,
     flowControl,
     flowControlSource,
     backends,
+    connectionLimits,
   };
   if ((options.tlsCertFile === undefined) !== (options.tlsPrivateKeyFile === undefined)) {
     throw new ConfigError('--tls-cert-file and --tls-private-key-file must be given together');

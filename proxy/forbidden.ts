@@ -56,7 +56,7 @@ export function forbiddenStatusMessage(a: ForbiddenAttributes, reason: string): 
  * JSON as Go's encoding/json writes it (HTML-safe: <, >, & and the line separators escaped), with
  * the trailing newline of its Encoder.
  */
-function goJson(v: unknown): string {
+export function goJson(v: unknown): string {
   return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`) + '\n';
 }
 

@@ -9,6 +9,7 @@ import { forwardingEdits } from './forwarding-edits.js';
 import { sendStatus } from './status.js';
 import type { ProxyContext } from './context.js';
 import { isLongRunning } from './long-running.js';
+import { normalizeTarget } from './request-target.js';
 import type { RequestInfo } from './request-info.js';
 import { resolveRequestInfo } from './request-info.js';
 import { upstreamErrorReason } from './upstream-errors.js';
@@ -19,6 +20,7 @@ import type { Source } from './metrics.js';
 import { admit, flowAttributes, TOO_MANY_REQUESTS } from './flow-gate.js';
 import { jsonAnswerRefusal, wantsPretty } from './content-negotiation.js';
 import type { Admission, Ticket } from '../flowcontrol/flow-control.js';
+import { drained, onClientStall, waitingForDrain } from './client-stall.js';
 
 export { forwardedFor, forwardingEdits } from './forwarding-edits.js';
 
@@ -47,6 +49,8 @@ function withoutExpect(edits: RequestHeaderEdits): RequestHeaderEdits {
 export async function forwardRequest(req: ClientRequest, res: ClientResponse, ctx: ProxyContext): Promise<void> {
   const started = process.hrtime.bigint();
   const method = req.method ?? 'GET';
+  // Absolute-form targets are served by their path, as kube-apiserver serves them.
+  const targetValid = normalizeTarget(req);
   const url = req.url ?? '/';
   const info = resolveRequestInfo(method, url);
   const longRunning = isLongRunning(info);
@@ -62,8 +66,8 @@ export async function forwardRequest(req: ClientRequest, res: ClientResponse, ct
     }, 'request');
   };
 
-  if (!url.startsWith('/')) {
-    sendStatus(res, 400, 'BadRequest', 'the request target must be an absolute path');
+  if (!targetValid || !url.startsWith('/')) {
+    sendStatus(res, 400, 'BadRequest', targetValid ? 'the request target must be an absolute path' : 'invalid request target');
     finish(400);
     return;
   }
@@ -100,6 +104,17 @@ export async function forwardRequest(req: ClientRequest, res: ClientResponse, ct
     jsonAnswerRefusal(req.headersDistinct['accept']?.[0]) === undefined && !wantsPretty(req.headers['user-agent']);
   let ticket = await admitted(admit(ctx.flowControl, () => flowAttributes(req, info, f, longRunning, toCache ? 'cache' : 'apiserver', cached)), toCache ? 'cache' : 'upstream');
   if (ticket === false) return;
+  // A short request whose response waits on its client's reading for over a second is not
+  // executing: its seat goes back (client-stall.ts), once; the finally's release is then a no-op.
+  // Watches hold no seats (a watch slot, kept for their life).
+  let seatGiven = false;
+  const seatBackOnStall = (t: Ticket | undefined): (() => void) => t && !longRunning
+    ? onClientStall(res, () => {
+      seatGiven = true;
+      t.release();
+    })
+    : () => {};
+  let offStall = seatBackOnStall(ticket);
   if (cache && cached) {
     const entry = { longRunning: false, endCleanly() {}, destroy: () => res.destroy() };
     ctx.inflight.add(entry);
@@ -127,13 +142,17 @@ export async function forwardRequest(req: ClientRequest, res: ClientResponse, ct
       }
     } finally {
       // A fallback keeps its ticket: exchanged below for the apiserver (or kept when admitted as that).
+      offStall();
       if (done) ticket?.release();
       ctx.inflight.delete(entry);
       ctx.metrics.inflight(longRunning, -1);
     }
-    if (toCache && ticket) {
+    // A fallback happens before any byte of the answer is written, so before any stall: a seat
+    // already given back is not exchanged (the ticket refuses that) but cannot occur here.
+    if (toCache && ticket && !seatGiven) {
       ticket = await admitted(ticket.exchange(flowAttributes(req, info, f, longRunning, 'apiserver', cached)), 'upstream');
       if (ticket === false) return;
+      offStall = seatBackOnStall(ticket);
     }
   }
 
@@ -220,6 +239,7 @@ export async function forwardRequest(req: ClientRequest, res: ClientResponse, ct
     finish(up.statusCode);
   } finally {
     clearTimeout(ageTimer);
+    offStall();
     ticket?.release();
     res.off('close', onClientGone);
     ctx.inflight.delete(entry);
@@ -236,13 +256,20 @@ function pump(body: Readable, res: ClientResponse, count: (n: number) => void, e
       done = true;
       body.off('data', onData);
       res.off('drain', onDrain);
+      drained(res);
       resolve();
     };
     const onData = (chunk: Buffer) => {
       count(chunk.length);
-      if (!res.write(chunk)) body.pause();
+      if (!res.write(chunk)) {
+        body.pause();
+        waitingForDrain(res);
+      }
     };
-    const onDrain = () => body.resume();
+    const onDrain = () => {
+      drained(res);
+      body.resume();
+    };
     body.on('data', onData);
     res.on('drain', onDrain);
     body.once('end', () => {

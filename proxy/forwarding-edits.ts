@@ -2,6 +2,7 @@
 // and for certificate clients the proxy's credentials plus Impersonate-* instead of the client's.
 import type { ClientRequest } from './client-http.js';
 import { impersonationHeaders, type Forwarding } from './client-identity.js';
+import { clientImpersonationHeaderNames } from './client-impersonation.js';
 import type { ProxyContext } from './context.js';
 
 export function forwardedFor(req: ClientRequest): readonly [string, string] {
@@ -22,13 +23,15 @@ export function forwardingEdits(req: ClientRequest, f: Forwarding, ctx: ProxyCon
   if (f.kind !== 'impersonate') return { drop: new Set(['x-forwarded-for']), add };
   // The proxy's own (only) credential is a certificate for this very user and groups: forwarding on
   // it is that identity already, and impersonating oneself would need the impersonate permission.
+  // The client's Impersonate-* headers (any left here request nothing) never go along with the proxy's.
+  const drop = new Set(['authorization', 'x-forwarded-for', ...clientImpersonationHeaderNames(req.rawHeaders)]);
   const own = ctx.upstreams.credentials.certificateIdentity?.();
   if (own && own.user === f.user && sameGroups(own.groups, f.groups)) {
-    return { drop: new Set(['authorization', 'x-forwarded-for']), add };
+    return { drop, add };
   }
   const auth = ctx.upstreams.credentials.authorization();
   if (auth) add.push(['Authorization', auth]);
   add.push(...impersonationHeaders(f));
-  return { drop: new Set(['authorization', 'x-forwarded-for']), add };
+  return { drop, add };
 }
 

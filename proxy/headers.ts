@@ -9,6 +9,16 @@ const HOP_BY_HOP = new Set([
   'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'http2-settings',
 ]);
 
+/**
+ * The headers of kube-apiserver's requestheader authentication, under the names kubeadm and the
+ * docs configure (--requestheader-username-headers=X-Remote-User, -group-headers=X-Remote-Group,
+ * -uid-headers=X-Remote-Uid, -extra-headers-prefix=X-Remote-Extra-). The apiserver believes them
+ * only from a front proxy's client certificate; should the proxy's own credentials be such a
+ * certificate, a client's copies would name any user it likes. The apiserver ignores them from
+ * anyone else, so dropping them changes no other answer.
+ */
+const REQUEST_HEADER_AUTH = /^x-remote-(?:user|group|uid|extra-)/;
+
 /** Names listed in a Connection header are hop-by-hop too. */
 function connectionTokens(rawHeaders: readonly string[]): Set<string> {
   const out = new Set<string>();
@@ -43,6 +53,7 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], edits: Req
     if (lower === 'upgrade') upgrade = value;
     // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not headers.
     if (lower.startsWith(':') || HOP_BY_HOP.has(lower) || (listed.has(lower) && lower !== 'upgrade') || edits.drop?.has(lower)) continue;
+    if (REQUEST_HEADER_AUTH.test(lower)) continue;
     out.push(name, value);
   }
   if (edits.keepUpgrade && upgrade !== undefined) out.push('Connection', 'Upgrade', 'Upgrade', upgrade);

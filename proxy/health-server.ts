@@ -1,12 +1,18 @@
-// The metrics/health port: /metrics, /healthz, /livez, /readyz (plain HTTP, for probes and Prometheus).
+// The metrics/health port: /metrics, /healthz, /livez, /readyz, for probes and Prometheus. Plain
+// HTTP by default; with `tls`, HTTPS with the main port's serving certificate (replaceable while
+// running: setTls); with `auth` too, /metrics needs an authenticated and authorized client
+// (proxy/metrics-auth.ts) while /healthz, /livez and /readyz stay open, as kube-apiserver's
+// components leave them (authorization-always-allow-paths).
 //
 // /readyz answers like kube-apiserver's: `ok` when every check passes; otherwise 503 with one line
 // per check, `[+]name ok` or `[-]name failed: reason`, then `readyz check failed`. `?verbose` lists
 // the lines when ready too (ending `readyz check passed`), with remarks on checks that pass but
 // are worth knowing about (a configured resource that cannot be cached).
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { MetricsVerdict } from './metrics-auth.js';
 
 /** One named check's result: `failed` says why it keeps the proxy unready; `note` remarks on a passing one. */
 export interface ReadinessLine {
@@ -23,7 +29,26 @@ export type ReadinessCheck = () => string | undefined | readonly ReadinessLine[]
 
 export interface HealthServer {
   readonly port: number;
+  /** http or https. */
+  readonly scheme: 'http' | 'https';
+  /** Serves another certificate and key from the next TLS handshake on (https only; a no-op on http). */
+  setTls(tls: HealthTls): void;
   close(): Promise<void>;
+}
+
+export interface HealthTls {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** Client certificates are requested (not required) and verified against this CA. */
+  readonly clientCa?: string | Buffer | undefined;
+  /** The main port's TLS policy (--tls-min-version, --tls-cipher-suites): the same on both ports. */
+  readonly minVersion?: 'TLSv1.2' | 'TLSv1.3' | undefined;
+  readonly ciphers?: string | undefined;
+}
+
+/** Decides whether a request may read /metrics. */
+export interface MetricsAuthorizer {
+  check(req: IncomingMessage, verb: string, path: string): Promise<MetricsVerdict>;
 }
 
 function lines(checks: readonly ReadinessCheck[]): ReadinessLine[] {
@@ -45,8 +70,21 @@ export function readyz(checks: readonly ReadinessCheck[], verbose: boolean): { c
   return { code: failed ? 503 : 200, body: text.join('\n') + '\n' };
 }
 
-export async function startHealthServer(o: { host: string; port: number; registry: Registry; readiness: ReadinessCheck[] }): Promise<HealthServer> {
-  const server: Server = createServer((req, res) => {
+const tlsOptions = (t: HealthTls) => ({
+  cert: t.cert, key: t.key, minVersion: t.minVersion ?? 'TLSv1.2', ...(t.ciphers !== undefined ? { ciphers: t.ciphers } : {}),
+  ...(t.clientCa ? { ca: t.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+});
+
+export async function startHealthServer(o: {
+  host: string; port: number; registry: Registry; readiness: ReadinessCheck[];
+  /** Serve HTTPS with this certificate; undefined: plain HTTP. */
+  tls?: HealthTls | undefined;
+  /** Authenticate and authorize /metrics (HTTPS only). */
+  auth?: MetricsAuthorizer | undefined;
+}): Promise<HealthServer> {
+  if (o.auth && !o.tls) throw new Error('authorization of /metrics needs TLS');
+  const auth = o.auth;
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
@@ -55,15 +93,31 @@ export async function startHealthServer(o: { host: string; port: number; registr
       res.end(body);
     };
     switch (path) {
-      case '/metrics':
-        o.registry.metrics().then(
+      case '/metrics': {
+        const serve = () => o.registry.metrics().then(
           (m) => {
             res.writeHead(200, { 'content-type': o.registry.contentType });
             res.end(m);
           },
           (err: unknown) => text(500, String(err)),
         );
+        if (!auth) return void serve();
+        // The method in lower case, as kube-apiserver's request info names a non-resource request's verb.
+        const verb = (req.method ?? '').toLowerCase();
+        auth.check(req, verb, path).then(
+          (v) => {
+            if (v.code === 200) return serve();
+            // The headers kube-apiserver sends with these Status bodies.
+            res.writeHead(v.code, {
+              'content-type': 'application/json', 'cache-control': 'no-cache, private', 'content-length': Buffer.byteLength(v.body),
+              ...(v.code === 403 ? { 'x-content-type-options': 'nosniff' } : {}),
+            });
+            res.end(v.body);
+          },
+          (err: unknown) => text(500, String(err)),
+        );
         return;
+      }
       case '/healthz':
       case '/livez':
         return text(200, 'ok');
@@ -76,13 +130,17 @@ export async function startHealthServer(o: { host: string; port: number; registr
       default:
         return text(404, 'not found');
     }
-  });
+  };
+  const secure = o.tls ? createHttpsServer(tlsOptions(o.tls), handler) : undefined;
+  const server: Server = secure ?? createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,
+    scheme: o.tls ? 'https' : 'http',
+    setTls: (t) => secure?.setSecureContext(tlsOptions(t)),
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }

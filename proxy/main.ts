@@ -1,9 +1,7 @@
 // Composition root: options in, a running proxy out.
-import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
-import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError } from './errors.js';
@@ -13,7 +11,11 @@ import { createBackendMetrics } from './backend-metrics.js';
 import { startUpstreamDiscovery } from './upstream-discovery.js';
 import { startProxyServer, type ProxyServer } from './server.js';
 import { startHealthServer, type HealthServer } from './health-server.js';
+import { MetricsAuth } from './metrics-auth.js';
+import { reviewPoster } from './local-review.js';
 import { generateSelfSignedCert } from './self-signed-cert.js';
+import { checkCaBundle, checkServingPair, ServingTls } from './serving-tls.js';
+import { DEFAULT_TLS_MIN_VERSION, tlsPolicy } from './tls-options.js';
 import { writeProxyKubeconfig } from './write-kubeconfig.js';
 import type { ReadinessCheck } from './health-server.js';
 import { cacheUpstream } from './cache-upstream.js';
@@ -35,6 +37,8 @@ export interface RunningProxy {
   readonly flowControl: FlowControl;
   /** The apiservers behind the proxy. */
   readonly backends: BackendSet;
+  /** The main port's certificate, key and client CA, reloaded from their files (reusable by another port). */
+  readonly servingTls: ServingTls;
   /** Re-reads the flow-control file (SIGHUP); returns the error when the new configuration is refused. */
   reloadFlowControl(): string | undefined;
   shutdown(): Promise<void>;
@@ -57,37 +61,6 @@ function readFile(flag: string, file: string): Buffer {
   }
 }
 
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
-/** The serving certificate and key must load, each and as a pair (not blamed on --listen later). */
-function checkServingPair(cert: Buffer, key: Buffer): void {
-  const attempts: Array<[string, () => void]> = [
-    ['--tls-cert-file', () => createSecureContext({ cert })],
-    ['--tls-private-key-file', () => createSecureContext({ key })],
-    ['--tls-cert-file and --tls-private-key-file', () => createSecureContext({ cert, key })],
-  ];
-  for (const [flag, attempt] of attempts) {
-    try {
-      attempt();
-    } catch (err) {
-      throw new ConfigError(`${flag}: ${message(err)}`);
-    }
-  }
-}
-
-/** A CA bundle must hold at least one certificate, all parseable: Node ignores what is not one. */
-function checkCaBundle(flag: string, file: string, pem: Buffer): void {
-  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new ConfigError(`${flag}: no PEM certificate in ${file}`);
-  for (const b of blocks) {
-    try {
-      new X509Certificate(b);
-    } catch (err) {
-      throw new ConfigError(`${flag}: ${file}: ${message(err)}`);
-    }
-  }
-}
-
 function clientHost(host: string): string {
   if (host === '0.0.0.0' || host === '') return '127.0.0.1';
   if (host === '::') return '[::1]';
@@ -107,7 +80,7 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
     // The listen host, when a name, is the URL clients get (and --write-kubeconfig writes): cover it too.
     const names = ['localhost', hostname(), ...(o.listen.host !== '' && isIP(o.listen.host) === 0 ? [o.listen.host] : [])];
     const dnsNames = [...new Set(names.map((n) => n.toLowerCase()))];
-    const generated = generateSelfSignedCert({ commonName: 'kube-cache-proxy', dnsNames, ipAddresses: ips, validDays: 365 });
+    const generated = await generateSelfSignedCert({ commonName: 'kube-cache-proxy', dnsNames, ipAddresses: ips, validDays: 365 });
     cert = generated.certPem;
     key = generated.keyPem;
     log.info('serving with a generated self-signed certificate (pass --tls-cert-file/--tls-private-key-file in production)');
@@ -116,6 +89,10 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
   if (o.clientCaFile && clientCa) checkCaBundle('--client-ca-file', o.clientCaFile, clientCa);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const policy = tlsPolicy(o.tlsMinVersion ?? DEFAULT_TLS_MIN_VERSION, o.tlsCipherSuites ?? []);
+  const servingTls = new ServingTls({
+    certFile: o.tlsCertFile, keyFile: o.tlsPrivateKeyFile, caFile: o.clientCaFile, initial: { cert, key, ca: clientCa }, policy, log, registry,
+  });
   let healthyHosts: () => readonly string[] = () => [];
   const backendMetrics = createBackendMetrics(registry, () => healthyHosts());
   const upstreams = await buildUpstreams(kc, o.upstreams, {
@@ -167,30 +144,43 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
     stops.push(async () => r.stop());
   }
   const server = await step('--listen', () => startProxyServer({
-    host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa }, upstreams: set, log, registry, cache, flowControl: fc,
+    host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa, ...policy }, upstreams: set, log, registry, cache, flowControl: fc,
     clientConnections: { maxAgeSeconds: o.backends.clientConnectionMaxAgeSeconds, jitter: o.backends.maxAgeJitter },
+    connectionLimits: o.connectionLimits,
     reshuffle: {
       forwardedWatchMaxAgeMs: () => jitteredMs(o.backends.forwardedWatchMaxAgeSeconds, o.backends.maxAgeJitter),
       recycled: (reason) => backendMetrics.recycled(reason),
     },
   }));
   stops.push(() => server.shutdown(o.shutdownGracePeriodSeconds * 1000));
+  servingTls.onChange(() => server.setSecureContext(servingTls.secureContextOptions()));
+  servingTls.start();
+  stops.push(async () => servingTls.stop());
   const readiness: ReadinessCheck[] = [() => [{ name: 'shutdown', failed: server.draining ? 'shutting down' : undefined }]];
   if (cache) {
     const c = cache;
     // One line per cached resource: not synced or stale fails readiness, not cached is only noted.
     readiness.push(() => c.readiness().map((r) => ({ name: `cache:${r.name}`, failed: r.failed, note: r.note })));
   }
-  const health = await step('--metrics-listen', () => startHealthServer({ host: o.metricsListen.host, port: o.metricsListen.port, registry, readiness }));
+  // --metrics-mode tls and tls-authn: the main port's certificate (and client CA); tls-authn: /metrics
+  // authorized by the apiserver, on the proxy's own credentials.
+  const metricsTls = o.metricsMode === 'tls' || o.metricsMode === 'tls-authn' ? { cert: servingTls.current.cert, key: servingTls.current.key, clientCa: servingTls.current.ca, ...policy } : undefined;
+  const metricsAuth = o.metricsMode === 'tls-authn' ? new MetricsAuth({
+    post: reviewPoster(set), clientCerts: clientCa !== undefined,
+    onReviewError: (why) => log.warn({ why }, 'a review for /metrics on the metrics port failed: the scrape was refused'),
+  }) : undefined;
+  const health = await step('--metrics-listen', () => startHealthServer({ host: o.metricsListen.host, port: o.metricsListen.port, registry, readiness, tls: metricsTls, auth: metricsAuth }));
   stops.push(() => health.close());
+  // A reloaded serving certificate or client CA serves the metrics port's new handshakes too.
+  if (metricsTls) servingTls.onChange((m) => health.setTls({ cert: m.cert, key: m.key, clientCa: m.ca, ...policy }));
   const url = `https://${clientHost(o.listen.host)}:${server.port}`;
   const caPem = Buffer.from(cert).toString('utf8');
   const kubeconfigOut = o.writeKubeconfig;
   if (kubeconfigOut) await step('--write-kubeconfig', () => writeProxyKubeconfig(kubeconfigOut, kc, url, caPem));
-  log.info({ url, metricsPort: health.port, upstreams: set.backends.map((b) => b.key) }, 'kube-cache-proxy serving');
+  log.info({ url, metricsPort: health.port, metricsScheme: health.scheme, upstreams: set.backends.map((b) => b.key) }, 'kube-cache-proxy serving');
   let stopping: Promise<void> | undefined;
   return {
-    server, health, url, caPem, cache, flowControl: fc, backends: set,
+    server, health, url, caPem, cache, flowControl: fc, backends: set, servingTls,
     reloadFlowControl: () => reloader?.reload(),
     shutdown() {
       // Drain first, while /readyz still answers (503, "shutting down"); then everything else.

@@ -1,6 +1,7 @@
 // The proxy's request metrics, created on a registry it is given.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { RequestInfo } from './request-info.js';
+import { requestLabels } from './metric-labels.js';
 
 export type Source = 'cache' | 'upstream';
 
@@ -13,13 +14,17 @@ export interface ProxyMetrics {
   upstreamError(reason: string): void;
 }
 
-function resourceLabel(info: RequestInfo): string {
-  if (!info.isResourceRequest) return '';
-  const r = info.apiGroup ? `${info.resource}.${info.apiGroup}` : info.resource;
-  return info.subresource ? `${r}/${info.subresource}` : r;
+/**
+ * `cached`: the cache's resources, whose names are resource label values besides the built-in
+ * resources (proxy/metric-labels.ts); any other resource is counted as `other`.
+ */
+/** An HTTP status code as a label: three digits, else `other`. */
+function statusLabel(code: number): string {
+  return Number.isInteger(code) && code >= 100 && code <= 999 ? String(code) : 'other';
 }
 
-export function createProxyMetrics(registry: Registry): ProxyMetrics {
+export function createProxyMetrics(registry: Registry, cached: ReadonlyArray<{ readonly group: string; readonly resource: string }> = []): ProxyMetrics {
+  const labels = requestLabels(cached);
   const requests = new Counter({
     name: 'kube_cache_proxy_requests_total',
     help: 'Requests answered, by verb, resource, HTTP code and source (cache or upstream).',
@@ -60,15 +65,16 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
   inflight.set({ kind: 'long_running' }, 0);
   return {
     observeRequest(info, code, source, seconds) {
-      const resource = resourceLabel(info);
-      requests.inc({ verb: info.verb, resource, code: String(code), source });
-      if (seconds !== undefined) duration.observe({ verb: info.verb, resource, source }, seconds);
+      const resource = labels.resource(info);
+      const verb = labels.verb(info);
+      requests.inc({ verb, resource, code: statusLabel(code), source });
+      if (seconds !== undefined) duration.observe({ verb, resource, source }, seconds);
     },
     inflight(longRunning, delta) {
       inflight.inc({ kind: longRunning ? 'long_running' : 'short' }, delta);
     },
     upgrade(code) {
-      upgrades.inc({ code: String(code) });
+      upgrades.inc({ code: statusLabel(code) });
     },
     upgradesActive(delta) {
       upgradesActive.inc(delta);

@@ -2,6 +2,8 @@
 import type { CacheConfig } from '../cache/config.js';
 import type { FlowControlConfig } from '../flowcontrol/config.js';
 import type { FlowControlSource } from './flow-control-source.js';
+import type { TlsVersionName } from './tls-options.js';
+import type { ConnectionLimits } from './connection-limits.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -16,8 +18,14 @@ export interface ProxyOptions {
   readonly tlsCertFile: string | undefined;
   readonly tlsPrivateKeyFile: string | undefined;
   readonly clientCaFile: string | undefined;
+  /** --tls-min-version (default VersionTLS12). */
+  readonly tlsMinVersion?: TlsVersionName | undefined;
+  /** --tls-cipher-suites, Go's names (default: Node's TLS 1.2 suites). */
+  readonly tlsCipherSuites?: readonly string[] | undefined;
   readonly writeKubeconfig: string | undefined;
   readonly metricsListen: ListenAddress;
+  /** The metrics port: plain HTTP (undefined too), TLS, or TLS with /metrics authenticated and authorized. */
+  readonly metricsMode?: MetricsMode | undefined;
   readonly logLevel: LogLevel;
   readonly shutdownGracePeriodSeconds: number;
   /** The watch-fed cache; undefined: every request passes through. */
@@ -28,6 +36,8 @@ export interface ProxyOptions {
   readonly flowControlSource: FlowControlSource | undefined;
   /** The apiservers: discovery, balancing, health and reshuffling. */
   readonly backends: BackendOptions;
+  /** Caps on client connections and their timeouts; undefined: DEFAULT_CONNECTION_LIMITS. */
+  readonly connectionLimits?: ConnectionLimits | undefined;
 }
 
 export const BALANCE_POLICIES = ['least-outstanding', 'round-robin'] as const;
@@ -63,6 +73,13 @@ export const DEFAULT_BACKEND_OPTIONS: BackendOptions = {
 /** `age` stretched by a random fraction in [0, jitter) of itself, in milliseconds (0 stays 0: never). */
 export function jitteredMs(ageSeconds: number, jitter: number, random: () => number = Math.random): number {
   return ageSeconds <= 0 ? 0 : ageSeconds * 1000 * (1 + jitter * random());
+}
+
+export const METRICS_MODES = ['plain', 'tls', 'tls-authn'] as const;
+export type MetricsMode = (typeof METRICS_MODES)[number];
+
+export function isMetricsMode(v: string): v is MetricsMode {
+  return (METRICS_MODES as readonly string[]).includes(v);
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

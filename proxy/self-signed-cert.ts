@@ -1,7 +1,6 @@
-// Dependency-free generator of a self-signed TLS server certificate
-// (ECDSA P-256 / SHA-256), used when no --tls-cert-file is configured.
-// Node's crypto can parse but not create X.509 certificates, so the DER is
-// assembled here by hand.
+// Generator of a self-signed TLS server certificate (ECDSA P-256 / SHA-256), used when no
+// --tls-cert-file is configured. Built with @peculiar/x509 on WebCrypto (hence async); Node's
+// crypto can parse but not create X.509 certificates.
 //
 // The certificate is meant to be trusted *as itself*: clients put it in
 // their root store (e.g. kubeconfig certificate-authority-data) and the
@@ -14,20 +13,7 @@
 
 import crypto from 'node:crypto';
 import net from 'node:net';
-import {
-  bitString,
-  boolean,
-  contextTag,
-  ia5Bytes,
-  integer,
-  octetString,
-  oid,
-  readElement,
-  sequence,
-  set,
-  time,
-  utf8String,
-} from './der.js';
+import { installReflectMetadata } from './reflect-metadata.js';
 
 export interface SelfSignedCertOptions {
   /** Subject and issuer common name. */
@@ -47,131 +33,71 @@ export interface SelfSignedCert {
   keyPem: string;
 }
 
-const OID = {
-  ecdsaWithSHA256: '1.2.840.10045.4.3.2',
-  commonName: '2.5.4.3',
-  subjectKeyIdentifier: '2.5.29.14',
-  keyUsage: '2.5.29.15',
-  subjectAltName: '2.5.29.17',
-  basicConstraints: '2.5.29.19',
-  authorityKeyIdentifier: '2.5.29.35',
-  extKeyUsage: '2.5.29.37',
-  serverAuth: '1.3.6.1.5.5.7.3.1',
-} as const;
+type X509 = typeof import('@peculiar/x509');
+let x509: Promise<X509> | undefined;
 
-// keyUsage bit number (RFC 5280 §4.2.1.3).
-const KU_DIGITAL_SIGNATURE = 0;
-
-/** Parses an IPv4 or IPv6 literal into its 4- or 16-byte network form. */
-export function ipToBytes(ip: string): Buffer {
-  if (net.isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  if (!net.isIPv6(ip) || ip.includes('%')) throw new RangeError(`invalid IP address: ${ip}`);
-  const groups = (part: string): number[] => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (g.includes('.')) {
-        const v4 = ipToBytes(g);
-        out.push(v4.readUInt16BE(0), v4.readUInt16BE(2));
-      } else {
-        out.push(parseInt(g, 16));
-      }
-    }
-    return out;
-  };
-  const halves = ip.split('::');
-  const head = groups(halves[0] ?? '');
-  const tail = groups(halves[1] ?? '');
-  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
-  const all = [...head, ...new Array<number>(fill).fill(0), ...tail];
-  if (all.length !== 8) throw new RangeError(`invalid IP address: ${ip}`);
-  const buf = Buffer.alloc(16);
-  all.forEach((g, i) => buf.writeUInt16BE(g, i * 2));
-  return buf;
+/** The library, loaded on first use (not at all when the certificate comes from files). */
+function library(): Promise<X509> {
+  // tsyringe, which @peculiar/x509 loads, refuses to load without Reflect metadata functions.
+  installReflectMetadata();
+  // Its default crypto provider is globalThis.crypto, Node's WebCrypto (Node 20 and 24).
+  x509 ??= import('@peculiar/x509');
+  return x509;
 }
 
-/** Encodes a NamedBitList BIT STRING (DER: trailing zero bits removed). */
-function namedBits(bits: number[]): Buffer {
-  const max = Math.max(...bits);
-  const bytes = Buffer.alloc(Math.floor(max / 8) + 1);
-  for (const b of bits) bytes.writeUInt8(bytes.readUInt8(b >> 3) | (0x80 >> (b & 7)), b >> 3);
-  const unused = 7 - (max & 7);
-  return Buffer.concat([Buffer.from([0x03, bytes.length + 1, unused]), bytes]);
-}
-
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return critical
-    ? sequence(oid(id), boolean(true), octetString(value))
-    : sequence(oid(id), octetString(value));
-}
-
-/** Returns the subjectPublicKey BIT STRING contents (without the unused-bits byte) of an SPKI. */
-function spkiPublicKeyBits(spki: Buffer): Buffer {
-  const outer = readElement(spki);
-  if (outer.tag !== 0x30) throw new Error('SPKI is not a SEQUENCE');
-  const alg = readElement(outer.value);
-  const key = readElement(outer.value, alg.end);
-  if (key.tag !== 0x03 || key.value.length < 1) throw new Error('SPKI has no BIT STRING');
-  return key.value.subarray(1);
-}
-
-function randomSerial(): Buffer {
+/** 16 random bytes as hex, positive (high bit clear) and exactly 16 bytes long (first byte non-zero). */
+function randomSerial(): string {
   const serial = crypto.randomBytes(16);
-  // Positive (high bit clear) and exactly 16 bytes (first byte non-zero).
   serial.writeUInt8((serial.readUInt8(0) & 0x7f) || 0x01, 0);
-  return serial;
+  return serial.toString('hex');
 }
 
-function toPem(label: string, der: Buffer): string {
-  const b64 = der.toString('base64').match(/.{1,64}/g) ?? [];
+function toPem(label: string, der: ArrayBuffer): string {
+  const b64 = Buffer.from(der).toString('base64').match(/.{1,64}/g) ?? [];
   return `-----BEGIN ${label}-----\n${b64.join('\n')}\n-----END ${label}-----\n`;
 }
 
 /** Generates an ECDSA P-256 key and a self-signed X.509 v3 certificate for it. */
-export function generateSelfSignedCert(opts: SelfSignedCertOptions): SelfSignedCert {
+export async function generateSelfSignedCert(opts: SelfSignedCertOptions): Promise<SelfSignedCert> {
   if (!(opts.validDays > 0)) throw new RangeError('validDays must be positive');
-  const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
-  const keyId = crypto.createHash('sha1').update(spkiPublicKeyBits(spki)).digest();
-
-  const algId = sequence(oid(OID.ecdsaWithSHA256));
-  const name = sequence(set(sequence(oid(OID.commonName), utf8String(opts.commonName))));
+  for (const ip of opts.ipAddresses) {
+    if (net.isIP(ip) === 0 || ip.includes('%')) throw new RangeError(`invalid IP address: ${ip}`);
+  }
+  const lib = await library();
+  const subtle = crypto.webcrypto.subtle;
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await subtle.generateKey(alg, true, ['sign', 'verify']);
+  // RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey (the uncompressed point).
+  const keyId = crypto.createHash('sha1').update(Buffer.from(await subtle.exportKey('raw', keys.publicKey))).digest('hex');
 
   const now = Date.now();
   const notBefore = new Date(Math.floor((now - 3600_000) / 1000) * 1000);
   const notAfter = new Date(Math.floor((now + opts.validDays * 86400_000) / 1000) * 1000);
-
-  const sans: Buffer[] = [
-    ...opts.dnsNames.map((d) => contextTag(2, false, ia5Bytes(d))),
-    ...opts.ipAddresses.map((ip) => contextTag(7, false, ipToBytes(ip))),
+  const sans = [
+    ...opts.dnsNames.map((d) => ({ type: 'dns' as const, value: d })),
+    ...opts.ipAddresses.map((ip) => ({ type: 'ip' as const, value: ip })),
   ];
-
-  const extensions: Buffer[] = [
-    // basicConstraints cA FALSE: the DEFAULT value is omitted in DER, leaving an empty SEQUENCE.
-    extension(OID.basicConstraints, true, sequence()),
-    extension(OID.keyUsage, true, namedBits([KU_DIGITAL_SIGNATURE])),
-    extension(OID.extKeyUsage, false, sequence(oid(OID.serverAuth))),
-    extension(OID.subjectKeyIdentifier, false, octetString(keyId)),
-    extension(OID.authorityKeyIdentifier, false, sequence(contextTag(0, false, keyId))),
+  const extensions = [
+    new lib.BasicConstraintsExtension(false, undefined, true),
+    new lib.KeyUsagesExtension(lib.KeyUsageFlags.digitalSignature, true),
+    new lib.ExtendedKeyUsageExtension([lib.ExtendedKeyUsage.serverAuth], false),
+    new lib.SubjectKeyIdentifierExtension(keyId, false),
+    new lib.AuthorityKeyIdentifierExtension(keyId, false),
+    // SAN must not be empty if present; with a non-empty subject it may be omitted.
+    ...(sans.length > 0 ? [new lib.SubjectAlternativeNameExtension(sans, false)] : []),
   ];
-  // SAN must not be empty if present; with a non-empty subject it may be omitted.
-  if (sans.length > 0) extensions.push(extension(OID.subjectAltName, false, sequence(...sans)));
-
-  const tbs = sequence(
-    contextTag(0, true, integer(2)), // version v3
-    integer(randomSerial()),
-    algId,
-    name, // issuer
-    sequence(time(notBefore), time(notAfter)),
-    name, // subject
-    spki,
-    contextTag(3, true, sequence(...extensions)),
-  );
-  const signature = crypto.sign('sha256', tbs, privateKey); // DER Ecdsa-Sig-Value
-  const cert = sequence(tbs, algId, bitString(signature));
-
+  const cert = await lib.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    // The JSON form: a common name is taken as it is, with no string-DN escaping to get right.
+    name: [{ CN: [opts.commonName] }],
+    notBefore,
+    notAfter,
+    keys,
+    signingAlgorithm: alg,
+    extensions,
+  });
   return {
-    certPem: toPem('CERTIFICATE', cert),
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    certPem: toPem('CERTIFICATE', cert.rawData),
+    keyPem: toPem('PRIVATE KEY', await subtle.exportKey('pkcs8', keys.privateKey)),
   };
 }

@@ -1,7 +1,7 @@
 // The proxy's main port: fastify on TLS, HTTP/2 and HTTP/1.1 (ALPN), every request forwarded to an
 // apiserver or answered from the cache, upgrades spliced (HTTP/1.1 only, as kube-apiserver: SPDY
 // needs it), errors answered as Kubernetes Status.
-import type { TLSSocket } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import fastify from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -17,6 +17,8 @@ import { createProxyMetrics } from './metrics.js';
 import { sendStatus, statusBody } from './status.js';
 import { Http2ClientRequest, Http2ClientResponse, isHttp2, type ClientRequest, type ClientResponse } from './client-http.js';
 import { ClientConnections, WATCH_GRACE_MS, type ClientConnection } from './client-connections.js';
+import { ConnectionGuard } from './connection-guard.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connection-limits.js';
 import { jitteredMs } from './options.js';
 import { resolveRequestInfo } from './request-info.js';
 import type { UpstreamSet } from './upstream.js';
@@ -30,7 +32,11 @@ import type { FlowControl } from '../flowcontrol/flow-control.js';
 export interface ProxyServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly tls: { readonly cert: string | Buffer; readonly key: string | Buffer; readonly clientCa?: string | Buffer | undefined };
+  readonly tls: {
+    readonly cert: string | Buffer; readonly key: string | Buffer; readonly clientCa?: string | Buffer | undefined;
+    /** TLS 1.2 unless raised; ciphers: OpenSSL names (default: Node's). */
+    readonly minVersion?: 'TLSv1.2' | 'TLSv1.3' | undefined; readonly ciphers?: string | undefined;
+  };
   readonly upstreams: UpstreamSet;
   readonly log: Logger;
   readonly registry: Registry;
@@ -39,12 +45,16 @@ export interface ProxyServerOptions {
   /** Client connections' maximum age in seconds (0: never), stretched by up to jitter × itself. */
   readonly clientConnections?: { readonly maxAgeSeconds: number; readonly jitter: number; readonly watchGraceMs?: number } | undefined;
   readonly reshuffle?: Reshuffle | undefined;
+  /** Caps on client connections and their timeouts (default DEFAULT_CONNECTION_LIMITS). */
+  readonly connectionLimits?: ConnectionLimits | undefined;
 }
 
 export interface ProxyServer {
   readonly port: number;
   readonly url: string;
   readonly draining: boolean;
+  /** New TLS material (rotation) for new handshakes; established connections keep theirs. */
+  setSecureContext(options: SecureContextOptions): void;
   /** Stops accepting, ends watches cleanly, lets short requests finish within graceMs. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -172,7 +182,7 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     upstreams: o.upstreams,
     clientCerts: o.tls.clientCa !== undefined,
     log: o.log,
-    metrics: createProxyMetrics(o.registry),
+    metrics: createProxyMetrics(o.registry, o.cache?.config.resources),
     inflight: new InflightTracker(),
     cache: o.cache,
     authorization: new AuthorizationCache({ ttlSeconds: o.cache?.config.authorizationTtlSeconds ?? 0, max: 100_000 }),
@@ -188,6 +198,8 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     registry: o.registry,
     log: o.log,
   });
+  const limits = o.connectionLimits ?? DEFAULT_CONNECTION_LIMITS;
+  const guard = new ConnectionGuard({ limits, registry: o.registry, log: o.log });
   /** Per connection, the context whose in-flight tracker tells the connection of its watches. */
   const connectionContexts = new WeakMap<ClientConnection, ProxyContext>();
   const contextFor = (conn: ClientConnection): ProxyContext => {
@@ -198,6 +210,8 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
   /** Every HTTP request: refused here when malformed or while shutting down, else forwarded. */
   const serve = async (req: ClientRequest, res: ClientResponse): Promise<void> => {
     const conn = connections.forRequest(req, res);
+    // Over a connection cap: answered with a Status and closed.
+    if (guard.admit(req, res)) return;
     const bad = malformed(req);
     if (bad) {
       res.shouldKeepAlive = false;
@@ -223,13 +237,14 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     // on one connection), HTTP/1.1 for the others and for upgrades, as kube-apiserver offers both.
     http2: true,
     // An idle HTTP/2 connection is closed (GOAWAY) after as long as an idle HTTP/1.1 one.
-    http2SessionTimeout: 65_000,
+    http2SessionTimeout: limits.idleTimeoutMs,
     https: {
       allowHTTP1: true,
       Http2ServerRequest: Http2ClientRequest,
       // (Typed as its base class: @types/node wants a constructor generic in the request type.)
       Http2ServerResponse: Http2ClientResponse as typeof Http2ServerResponse,
       settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+      ...guard.tlsOptions,
       // nghttp2's budget for a connection's queued frames (default 10 MB): a client's many watches
       // and lists share one connection now, and past the budget new streams would be refused.
       maxSessionMemory: 64,
@@ -239,12 +254,14 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
       ...{ requireHostHeader: false },
       cert: o.tls.cert,
       key: o.tls.key,
+      minVersion: o.tls.minVersion ?? 'TLSv1.2',
+      ...(o.tls.ciphers !== undefined ? { ciphers: o.tls.ciphers } : {}),
       ...(o.tls.clientCa !== undefined ? { ca: o.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
     },
     logger: false,
     // Requests arriving while shutting down get a Status 503 from serve(), not fastify's own body.
     return503OnClosing: false,
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: limits.idleTimeoutMs,
     frameworkErrors(err, request, reply) {
       // A path the router cannot percent-decode ('%zz', '%c3%28'): the apiserver decides (400 for
       // the first, 404 for the second; the proxy subresource passes such paths on).
@@ -265,6 +282,13 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     clientErrorHandler(err, socket) {
       if (answered.has(socket)) return;
       const errCode = typeof err.code === 'string' ? err.code : '';
+      if (errCode === 'ERR_HTTP_REQUEST_TIMEOUT') guard.cut('request_header_timeout');
+      // TLS errors before the handshake ended (its timeout among them, which HTTP/2's server passes
+      // here): no HTTP answer can be written on such a socket, and it must not linger.
+      if (errCode.startsWith('ERR_TLS_') || errCode.startsWith('ERR_SSL_')) {
+        socket.destroy();
+        return;
+      }
       if (errCode === 'ECONNRESET' || socket.destroyed || !socket.writable || responseInProgress(socket)) {
         socket.destroy();
         return;
@@ -300,8 +324,11 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
   app.all('*', handler);
   app.setNotFoundHandler(handler);
 
-  const server = app.server as unknown as Http2SecureServer & { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number };
+  const server = app.server as unknown as Http2SecureServer & { headersTimeout: number; requestTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number };
   connections.attach(server);
+  // Caps and deadlines; it also sets Node's headersTimeout, requestTimeout and keepAliveTimeout
+  // (Node's HTTP/1.1 fallback reads them from this server; fastify sets them on HTTP/1 servers only).
+  guard.attach(server);
   // No Nagle: Node's HTTP/1 fallback in an HTTP/2 server leaves it on (its http server would not),
   // so an answer written in several pieces waited ~40 ms for the client's delayed ACK (a forwarded
   // GET 44 ms instead of 2.7 ms). Go's servers, kube-apiserver's included, set TCP_NODELAY too.
@@ -339,10 +366,6 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     x.res.shouldKeepAlive = false;
     sendStatus(x.res, 417, 'BadRequest', 'unsupported Expect header');
   });
-  server.headersTimeout = 60_000;
-  server.requestTimeout = 0;
-  // Node's HTTP/1.1 fallback reads it from this server; fastify sets it on HTTP/1 servers only.
-  server.keepAliveTimeout = 65_000;
 
   await app.listen({ host: o.host, port: o.port, backlog: listenBacklog() });
   const addr = app.server.address() as AddressInfo;
@@ -354,6 +377,7 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     get draining() {
       return ctx.inflight.draining;
     },
+    setSecureContext: (options) => server.setSecureContext(options),
     shutdown(graceMs: number) {
       closing ??= (async () => {
         const closed = app.close();

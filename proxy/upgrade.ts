@@ -11,6 +11,7 @@ import { rawStatusResponse } from './status.js';
 import { forwardingEdits } from './forward.js';
 import type { ProxyContext } from './context.js';
 import { resolveRequestInfo } from './request-info.js';
+import { normalizeTarget } from './request-target.js';
 import { upstreamErrorReason } from './upstream-errors.js';
 import { admit, flowAttributes, TOO_MANY_REQUESTS } from './flow-gate.js';
 
@@ -58,6 +59,7 @@ export function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer
 async function splice(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: ProxyContext): Promise<void> {
   const started = process.hrtime.bigint();
   const method = req.method ?? 'GET';
+  const targetValid = normalizeTarget(req);
   const url = req.url ?? '/';
   const info = resolveRequestInfo(method, url);
   let status = 0;
@@ -80,7 +82,7 @@ async function splice(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: P
     socket.end(rawStatusResponse(code, reason, message, retry ? { retryAfterSeconds: retry } : undefined));
     log();
   };
-  if (!url.startsWith('/')) return refuse(400, 'BadRequest', 'the request target must be an absolute path');
+  if (!targetValid || !url.startsWith('/')) return refuse(400, 'BadRequest', targetValid ? 'the request target must be an absolute path' : 'invalid request target');
   // As the forward path answers requests arriving during shutdown; a tunnel opened now would be cut at once.
   if (ctx.inflight.draining) return refuse(503, 'ServiceUnavailable', 'kube-cache-proxy is shutting down', 1);
   const f = resolveForwarding(req, ctx.clientCerts);

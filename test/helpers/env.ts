@@ -55,7 +55,7 @@ export async function startTestProxy(cluster: TestCluster, overrides: Partial<Pr
   return {
     proxy,
     url: proxy.url,
-    metricsUrl: `http://127.0.0.1:${proxy.health.port}`,
+    metricsUrl: `${proxy.health.scheme}://127.0.0.1:${proxy.health.port}`,
     stop: () => proxy.shutdown(),
   };
 }

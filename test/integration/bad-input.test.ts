@@ -308,8 +308,8 @@ const refusedRequests: Case[] = [
   { name: 'lowercase method', data: `get /version HTTP/1.1\r\n${H}\r\n` },
   { name: 'method with a separator', data: `G(T /version HTTP/1.1\r\n${H}\r\n` },
   { name: 'unknown method', data: `FOO /version HTTP/1.1\r\n${H}\r\n` },
-  { name: 'absolute-form target', data: get('http://x/version') },
-  { name: 'absolute-form https target', data: get('https://127.0.0.1/api/v1/namespaces') },
+  { name: 'absolute-form target with a bad port', data: get('http://x:port/version') },
+  { name: 'absolute-form target with an unclosed IPv6 bracket', data: get('https://[::1/api/v1/namespaces') },
   { name: 'asterisk-form GET', data: get('*') },
   { name: 'asterisk-form OPTIONS', data: `OPTIONS * HTTP/1.1\r\n${H}\r\n` },
   { name: 'relative target', data: get('version') },
@@ -367,6 +367,10 @@ const forwardedRequests: Case[] = [
   { name: 'bad percent escape in the query', data: get('/version?x=%zz&%%%') },
   { name: 'bad percent escape in a label selector', data: get('/api/v1/namespaces/default/configmaps?labelSelector=%zz') },
   { name: 'fragment in the target', data: get('/version#frag') },
+  // kube-apiserver (Go) serves an absolute-form target by its path; the authority is not used.
+  { name: 'absolute-form target', data: get('http://x/version') },
+  { name: 'absolute-form https target', data: get('https://127.0.0.1/api/v1/namespaces/default') },
+  { name: 'an 8 KB Host', data: get('/version').replace(HOST, `Host: ${'h'.repeat(8000)}\r\n`) },
   { name: 'double slash', data: get('//version') },
   { name: 'dot segments', data: get('/api/v1/../../version') },
   { name: 'escaped slash in a name', data: get('/api/v1/namespaces/default/configmaps/a%2Fb') },
@@ -442,8 +446,8 @@ test('malformed request lines, targets, headers and framing: a 4xx Status, never
     assert.ok(o);
     assertRefused(o, c.name, c.status ?? 400);
   }
-  // Only the four requests whose target is not a path (absolute-form, '*') got as far as the
-  // forwarding code, which refuses them itself (and counts them): nothing else was a request.
+  // Only the four requests whose target is not a path (absolute-form with a bad authority, '*') got
+  // as far as the forwarding code, which refuses them itself (and counts them): nothing else was a request.
   assert.equal(requestsTotal(await metrics()) - before, 4, 'requests taken as requests');
   await idle('after malformed requests');
   await stillServes('after malformed requests');
@@ -652,7 +656,7 @@ async function badRequest(kind: Kind, ns: string, i: number): Promise<void> {
   switch (kind) {
     case 'garbage': return assertRefused(await exchange(`${randomBytes(8).toString('hex')} \x01\x02\r\n\r\n`), label, 400);
     case 'no-version': return assertRefused(await exchange(`GET /version\r\n${H}\r\n`), label, 400);
-    case 'absolute-form': return assertRefused(await exchange(get('http://x/version')), label, 400);
+    case 'absolute-form': return assertRefused(await exchange(get('http://x:bad/version')), label, 400);
     case 'bad-escape': {
       const o = await exchange(get('/api/v1/namespaces/%zz'));
       assert.ok(o.kind === 'response' && o.res.status === 400, `${label}: ${show(o)}`);

@@ -85,19 +85,40 @@ async function served(p: TestProxy): Promise<number> {
 }
 
 /** Reads served from the cache, and reads forwarded by reason. */
-async function counters(p: TestProxy): Promise<{ served: number; fallbacks: Map<string, number> }> {
+async function counters(p: TestProxy): Promise<{ served: number; fallbacks: Map<string, number>; storeRV: Map<string, bigint> }> {
   const res = await request(`${p.metricsUrl}/metrics`);
   let n = 0;
   const fallbacks = new Map<string, number>();
+  const storeRV = new Map<string, bigint>();
   for (const line of (await res.body.text()).split('\n')) {
-    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    const value = line.slice(line.lastIndexOf(' ') + 1);
+    const v = Number(value);
     if (line.startsWith('kube_cache_proxy_cache_served_total{')) n += v;
     if (line.startsWith('kube_cache_proxy_cache_fallbacks_total{')) {
       const reason = /reason="([^"]*)"/.exec(line)?.[1] ?? '?';
       fallbacks.set(reason, (fallbacks.get(reason) ?? 0) + v);
     }
+    const rv = /^kube_cache_proxy_cache_resource_version\{resource="([^"]*)"\}/.exec(line);
+    if (rv?.[1] !== undefined && /^[0-9]+$/.test(value)) storeRV.set(rv[1], BigInt(value));
   }
-  return { served: n, fallbacks };
+  return { served: n, fallbacks, storeRV };
+}
+
+/** The cached resource a collection path names (its metric label: the plural, with its group if any). */
+function resourceOf(path: string): string {
+  const parts = (path.split('?')[0] ?? '').split('/').filter((x) => x !== '');
+  const core = parts[0] === 'api';
+  const rest = parts.slice(core ? 2 : 3);
+  const plural = (rest[0] === 'namespaces' && rest.length >= 3 ? rest[2] : rest[0]) ?? '';
+  return core ? plural : `${plural}.${parts[1] ?? ''}`;
+}
+
+/** The resourceVersion of a list answer (the apiserver's revision when it answered a consistent LIST). */
+function listRV(r: Reply): bigint {
+  const v = r.json() as { metadata?: { resourceVersion?: string } };
+  const rv = v.metadata?.resourceVersion ?? '';
+  assert.match(rv, /^[0-9]+$/, `list resourceVersion ${rv}`);
+  return BigInt(rv);
 }
 
 async function waitReady(p: TestProxy): Promise<void> {
@@ -194,7 +215,14 @@ async function assertAllowedFromCache(p: TestProxy, path: string, o: CallOptions
       // forwarded as foreign_continue.)
       const freshness: string[] = reasons.filter((r) => r === 'rv_wait_timeout' || r === 'quiet');
       assert.ok(freshness.length === 1 && reasons.every((r) => freshness.includes(r) || r === 'foreign_continue'), `${what}: not served from the cache (${reasons.join(', ')})`);
-      last += `, forwarded (${reasons.join(', ')})`;
+      // And it was behind: the read's target is at most the apiserver's revision right after it, so a
+      // store that had reached that revision before the read could have served it.
+      const resource = resourceOf(path);
+      const storeBefore = before.storeRV.get(resource);
+      assert.ok(storeBefore !== undefined, `${what}: no kube_cache_proxy_cache_resource_version for ${resource}`);
+      const apiserverAfter = listRV((await listAll(direct(), path, o)).first);
+      assert.ok(storeBefore < apiserverAfter, `${what}: forwarded (${reasons.join(', ')}) though the store was at ${storeBefore} before the read and the apiserver at ${apiserverAfter} after it`);
+      last += `, forwarded (${reasons.join(', ')}; store ${storeBefore} < ${apiserverAfter})`;
       freshnessRetries++;
     }
     await new Promise((res) => setTimeout(res, 300));
@@ -465,10 +493,16 @@ test('path spellings (dot segments, empty segments, escapes): read as the apiser
 });
 
 // Last: the honest retries above (a consistent read forwarded because its freshness could not be
-// proved at once), counted. A proxy that stopped serving allowed reads from the cache would fail
-// each check after six attempts; one that forwarded too often shows here.
+// proved at once), counted. Each was checked to have been behind (its store short of the
+// apiserver's revision), so a proxy forwarding reads it could have served fails there, and one that
+// stopped serving allowed reads from the cache fails each check after six attempts. What this count
+// adds is how long a store stays behind: even an idle cluster's apiserver writes (its lease, about
+// twice every 10 s), each write to another resource leaves a store behind until its next bookmark
+// about a second later, and a quiet resource's read in that window is forwarded — about a fifth of
+// the lists here (3 to 13 of 36 in ten full runs). Over half means stores stay behind for seconds
+// after a write: bookmarks no longer keep them current.
 test('allowed lists were served from the cache at the first attempt, but for a few freshness forwards', (t) => {
   t.diagnostic(`${allowedChecks} allowed lists checked, ${freshnessRetries} attempts forwarded for freshness and tried again`);
   assert.ok(allowedChecks > 0);
-  assert.ok(freshnessRetries <= Math.ceil(allowedChecks * 0.25), `${freshnessRetries} freshness forwards for ${allowedChecks} allowed lists`);
+  assert.ok(freshnessRetries <= Math.ceil(allowedChecks / 2), `${freshnessRetries} freshness forwards for ${allowedChecks} allowed lists`);
 });

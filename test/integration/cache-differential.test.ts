@@ -16,6 +16,7 @@ import { Agent, request } from 'undici';
 import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents, type Reply } from '../helpers/http.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
+import { mulberry32 } from '../helpers/prng.js';
 
 const cluster = sharedCluster();
 const direct = () => cluster.info.apiservers[0]?.url ?? '';
@@ -29,16 +30,6 @@ let proxy: TestProxy;
 // ------------------------------------------------------------------------------------------------
 // Seeded randomness
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(SEED);
 const chance = (p: number) => rand() < p;
 function pick<T>(xs: readonly T[]): T {

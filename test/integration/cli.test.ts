@@ -255,6 +255,8 @@ test('bad flags, config, kubeconfig, context or busy ports: non-zero exit, one l
     [['--shutdown-grace-period', 'soon'], /^--shutdown-grace-period: must be a number of seconds >= 0$/],
     [['--tls-cert-file', cluster.info.servingCertFile], /^--tls-cert-file and --tls-private-key-file must be given together$/],
     [['--kubeconfig='], /^--kubeconfig: must not be empty$/],
+    [['--tls-min-version', 'VersionTLS11'], /^--tls-min-version: VersionTLS11 is not supported: TLS 1\.2 is the minimum/],
+    [['--tls-cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_3DES_EDE_CBC_SHA'], /^--tls-cipher-suites: cipher suite TLS_RSA_WITH_3DES_EDE_CBC_SHA is insecure and not supported$/],
     [['--config', 'missing.yaml'], /^--config missing\.yaml: ENOENT: no such file or directory/],
     [['--config', unknownField], /^--config .*unknown-field\.yaml: unknown field "bogus" \(known: /],
     [['--config', badType], /^--config .*bad-type\.yaml: field "shutdownGracePeriodSeconds" must be a number of seconds >= 0$/],

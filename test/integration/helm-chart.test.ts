@@ -3,6 +3,9 @@
 // server-side dry-run; and the chart's ServiceAccount, RBAC and ConfigMap installed into the test
 // cluster with the proxy run as that ServiceAccount (its token) with that config file, passing a
 // smoke test. The RBAC is the least the proxy needs: a permission missing from it fails the smoke test.
+// The metrics port is HTTPS with /metrics authorized by the apiserver (config.metricsMode tls-authn):
+// the smoke test scrapes it with the token of a ServiceAccount bound to the chart's metrics-reader
+// ClusterRole, and checks that no token gets 401 and one without that role 403.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +18,7 @@ import { repoRoot } from '../cluster/paths.js';
 import { KUBERNETES_VERSION } from '../cluster/build.js';
 import { ensureHelm } from '../tools/helm.js';
 import { waitFor } from '../helpers/wait.js';
+import { call, closeAgents } from '../helpers/http.js';
 
 const cluster = sharedCluster();
 const CHART = join(repoRoot(), 'charts', 'kube-cache-proxy');
@@ -100,6 +104,7 @@ after(async () => {
   for (const o of clusterScoped) await kubectl(['delete', o, '--ignore-not-found', '--wait=false']);
   await kubectl(['delete', 'role,rolebinding', '-n', 'default', '-l', 'app.kubernetes.io/name=kube-cache-proxy', '--ignore-not-found', '--wait=false']);
   rmSync(dir, { recursive: true, force: true });
+  await closeAgents();
 });
 
 test('helm lint and helm lint --strict: clean for the default values and every example', { timeout: 120_000 }, async () => {
@@ -118,10 +123,12 @@ test('helm lint and helm lint --strict: clean for the default values and every e
 
 test('helm template: the expected objects for each values file; values outside the schema are refused', { timeout: 120_000 }, async () => {
   const kinds = async (values?: string) => (await render('kcp', values)).map((d) => d.kind).sort();
-  const base = ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'PodDisruptionBudget', 'Service', 'ServiceAccount'];
+  // Two ClusterRoles: the proxy's, and <fullname>-metrics-reader (config.metricsMode tls-authn, the default).
+  const base = ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'PodDisruptionBudget', 'Service', 'ServiceAccount'];
   assert.deepEqual(await kinds(), [...base, 'Deployment'].sort());
   assert.deepEqual(await kinds('daemonset-control-plane.yaml'), [...base, 'DaemonSet', 'Role', 'RoleBinding'].sort());
-  assert.deepEqual(await kinds('monitoring.yaml'), [...base, 'Certificate', 'Deployment', 'PrometheusRule', 'ServiceMonitor'].sort());
+  // monitoring.yaml binds the metrics reader to Prometheus' ServiceAccount.
+  assert.deepEqual(await kinds('monitoring.yaml'), [...base, 'Certificate', 'ClusterRoleBinding', 'Deployment', 'PrometheusRule', 'ServiceMonitor'].sort());
   for (const f of EXAMPLES) assert.ok((await render('kcp', f)).length > 0);
 
   // The pod as the image expects it: the Dockerfile's numeric USER, read-only root, probes on the metrics port.
@@ -135,9 +142,27 @@ test('helm template: the expected objects for each values file; values outside t
   const container = pod.containers[0];
   assert.ok(container);
   assert.equal(container.securityContext.readOnlyRootFilesystem, true);
-  assert.deepEqual([container.livenessProbe.httpGet, container.readinessProbe.httpGet], [{ path: '/livez', port: 'metrics' }, { path: '/readyz', port: 'metrics' }]);
+  assert.deepEqual([container.livenessProbe.httpGet, container.readinessProbe.httpGet], [{ path: '/livez', port: 'metrics', scheme: 'HTTPS' }, { path: '/readyz', port: 'metrics', scheme: 'HTTPS' }]);
   assert.deepEqual(container.ports.map((p) => [p.name, p.containerPort]), [['https', 8443], ['metrics', 9443]]);
   assert.deepEqual(container.args.slice(0, 2), ['--config', '/etc/kube-cache-proxy/config.yaml']);
+
+  // The metrics port: HTTPS with /metrics authorized by the apiserver by default, so the proxy's
+  // ClusterRole creates TokenReviews and SubjectAccessReviews, and <fullname>-metrics-reader grants
+  // get on /metrics (and nothing else); plain HTTP on request, without either.
+  type Rule = { apiGroups?: string[]; resources?: string[]; nonResourceURLs?: string[]; verbs: string[] };
+  const roles = async (extra: readonly string[] = []) => (await render('kcp', undefined, extra)).filter((d) => d.kind === 'ClusterRole').map((d) => [d.metadata.name, d['rules'] as Rule[]] as const);
+  const reviews = (rules: readonly Rule[]) => rules.filter((r) => r.verbs.includes('create') && (r.resources?.includes('tokenreviews') || r.resources?.includes('subjectaccessreviews'))).length;
+  const secure = new Map(await roles());
+  assert.deepEqual(secure.get('kcp-kube-cache-proxy-metrics-reader'), [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
+  assert.equal(reviews(secure.get('kcp-kube-cache-proxy') ?? []), 2, 'no create on tokenreviews and subjectaccessreviews');
+  const plain = new Map(await roles(['--set', 'config.metricsMode=plain']));
+  assert.deepEqual([...plain.keys()], ['kcp-kube-cache-proxy']);
+  assert.equal(reviews(plain.get('kcp-kube-cache-proxy') ?? []), 0);
+  const plainPod = ((await render('kcp', undefined, ['--set', 'config.metricsMode=plain'])).find((d) => d.kind === 'Deployment')?.['spec'] as { template: { spec: Pod } }).template.spec;
+  assert.deepEqual(plainPod.containers[0]?.livenessProbe.httpGet, { path: '/livez', port: 'metrics' });
+  const monitor = (await render('kcp', 'monitoring.yaml')).find((d) => d.kind === 'ServiceMonitor');
+  const endpoint = (monitor?.['spec'] as { endpoints: Array<Record<string, unknown>> } | undefined)?.endpoints[0];
+  assert.deepEqual([endpoint?.['scheme'], endpoint?.['bearerTokenFile'], endpoint?.['tlsConfig']], ['https', '/var/run/secrets/kubernetes.io/serviceaccount/token', { insecureSkipVerify: true }]);
 
   // The dashboards ConfigMap holds every dashboards/*.json of the chart, labelled for the sidecar.
   const files = readdirSync(join(CHART, 'dashboards')).filter((f) => f.endsWith('.json')).sort();
@@ -168,8 +193,10 @@ test('helm template: the expected objects for each values file; values outside t
   assert.match(notes, /--certificate-authority=kube-cache-proxy-ca\.crt/);
   assert.match(notes, /create secret tls kcp-kube-cache-proxy-tls/);
   assert.match(notes, /--user="\$\(kubectl config view --minify/);
+  assert.ok(notes.includes(`Metrics: https://kcp-kube-cache-proxy.${NAMESPACE}.svc:9443/metrics`), notes);
+  assert.match(notes, /bind Prometheus to ClusterRole kcp-kube-cache-proxy-metrics-reader/);
 
-  for (const bad of [['--set', 'kind=Pod'], ['--set', 'config.kubeconfig=/x'], ['--set', 'config.authorizationMode=webhook'], ['--set', 'config.bogus=1']]) {
+  for (const bad of [['--set', 'kind=Pod'], ['--set', 'config.kubeconfig=/x'], ['--set', 'config.authorizationMode=webhook'], ['--set', 'config.bogus=1'], ['--set', 'config.metricsMode=https']]) {
     const r = await helm(['template', 'kcp', CHART, ...bad]);
     assert.notEqual(r.code, 0, `helm template ${bad.join(' ')} was accepted`);
     assert.match(r.stderr, /values don't meet the specifications of the schema|schema/i, r.stderr);
@@ -191,7 +218,13 @@ test('every rendered manifest is accepted by the apiserver (server-side dry-run)
 // ---------------------------------------------------------------------------------------------
 // The proxy as the chart's ServiceAccount
 
-const metricsText = async (metricsUrl: string) => (await fetch(`${metricsUrl}/metrics`)).text();
+/** GET /metrics with the scraper's token (the chart's metrics port wants one): the text of a 200. */
+async function metricsText(p: Proxy): Promise<string> {
+  const r = await call(cluster, p.metricsUrl, '/metrics', { user: 'anonymous', headers: p.scrapeToken ? { authorization: `Bearer ${p.scrapeToken}` } : {} });
+  assert.equal(r.status, 200, `/metrics: ${r.text()}`);
+  return r.text();
+}
+const readyz = async (p: Proxy, query = '') => call(cluster, p.metricsUrl, `/readyz${query}`, { user: 'anonymous' });
 
 /** The sum of a metric's samples whose labels contain every `labels` pair. */
 function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -204,7 +237,7 @@ function metricSum(text: string, name: string, labels: Record<string, string> = 
   return sum;
 }
 
-interface Proxy { child: ChildProcess; url: string; metricsUrl: string; output(): string }
+interface Proxy { child: ChildProcess; url: string; metricsUrl: string; scrapeToken?: string; output(): string }
 
 function startProxy(args: readonly string[]): Promise<Proxy> {
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } });
@@ -219,7 +252,7 @@ function startProxy(args: readonly string[]): Promise<Proxy> {
         if (!l.includes('kube-cache-proxy serving')) continue;
         const line = JSON.parse(l) as Record<string, unknown>;
         clearInterval(timer);
-        resolve({ child, url: String(line['url']), metricsUrl: `http://127.0.0.1:${String(line['metricsPort'])}`, output: () => out });
+        resolve({ child, url: String(line['url']), metricsUrl: `${String(line['metricsScheme'] ?? 'http')}://127.0.0.1:${String(line['metricsPort'])}`, output: () => out });
         return;
       }
       if (child.exitCode !== null) {
@@ -248,16 +281,20 @@ const SMOKE: Array<{ values: string | undefined; release: string; extra?: string
 ];
 for (const { values, release, extra } of SMOKE) {
   test(`the proxy as the chart's ServiceAccount, with its RBAC and config (${values ?? 'default values'}): kubectl, a cache-served LIST, a watch`, { timeout: 240_000 }, async () => {
-    const docs = await render(release, values, extra);
+    // Prometheus' stand-in: a ServiceAccount bound to the chart's metrics-reader ClusterRole.
+    const scraper = `${release}-prometheus`;
+    const docs = await render(release, values, [...(extra ?? []), '--set-json', `rbac.metricsReaderSubjects=[{"kind":"ServiceAccount","name":"${scraper}","namespace":"${NAMESPACE}"}]`]);
     const fullname = `${release}-kube-cache-proxy`;
     const wanted = docs.filter((d) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d.kind) || (d.kind === 'ConfigMap' && d.metadata.name === fullname));
     const workload = docs.find((d) => d.kind === 'Deployment' || d.kind === 'DaemonSet');
     const args = (workload?.['spec'] as { template: { spec: { containers: Array<{ args: string[] }> } } } | undefined)?.template.spec.containers[0]?.args ?? [];
     const clientCa = args.includes('--client-ca-file');
     const discovery = docs.some((d) => d.kind === 'Role');
-    assert.deepEqual(wanted.map((d) => d.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', ...(discovery ? ['Role', 'RoleBinding'] : []), 'ServiceAccount']);
+    assert.deepEqual(wanted.map((d) => d.kind).sort(), ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', ...(discovery ? ['Role', 'RoleBinding'] : []), 'ServiceAccount']);
     for (const d of wanted) if (d.kind.startsWith('Cluster')) clusterScoped.push(`${d.kind.toLowerCase()}/${d.metadata.name}`);
     await kubectlOk(['apply', '-f', '-'], toYaml(wanted));
+    await kubectlOk(['create', 'serviceaccount', scraper, '-n', NAMESPACE]);
+    const scrapeToken = (await kubectlOk(['create', 'token', scraper, '-n', NAMESPACE, '--duration', '1h'])).trim();
 
     // The config file exactly as the cluster holds it.
     const cm = JSON.parse(await kubectlOk(['get', 'configmap', fullname, '-n', NAMESPACE, '-o', 'json'])) as { data: Record<string, string> };
@@ -289,10 +326,19 @@ for (const { values, release, extra } of SMOKE) {
       ...(clientCa ? ['--client-ca-file', cluster.info.caFile] : [])]);
     try {
       // Ready means every cached resource was listed and is watched: with the ServiceAccount's RBAC.
-      await waitFor('/readyz 200', async () => ((await fetch(`${p.metricsUrl}/readyz`)).status === 200 ? true : undefined), 60_000).catch(async (err: unknown) => {
-        throw new Error(`${String(err)}: ${await (await fetch(`${p.metricsUrl}/readyz?verbose`)).text()}\n${p.output()}`);
+      await waitFor('/readyz 200', async () => ((await readyz(p)).status === 200 ? true : undefined), 60_000).catch(async (err: unknown) => {
+        throw new Error(`${String(err)}: ${(await readyz(p, '?verbose')).text()}\n${p.output()}`);
       });
-      const m0 = await metricsText(p.metricsUrl);
+      // The metrics port: HTTPS, /metrics refused without a token (401) and to a token without the
+      // metrics-reader role (the proxy's own ServiceAccount's: 403), served to one bound to it.
+      assert.match(p.metricsUrl, /^https:\/\//);
+      const none = await call(cluster, p.metricsUrl, '/metrics', { user: 'anonymous' });
+      assert.equal(none.status, 401, none.text());
+      const unbound = await call(cluster, p.metricsUrl, '/metrics', { user: 'anonymous', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(unbound.status, 403, unbound.text());
+      assert.ok(unbound.text().includes(`User \\"system:serviceaccount:${NAMESPACE}:${fullname}\\" cannot get path \\"/metrics\\"`), unbound.text());
+      p.scrapeToken = scrapeToken;
+      const m0 = await metricsText(p);
       for (const r of (config['cacheResources'] as string[] | undefined) ?? []) {
         const name = r.split('/')[0] ?? r;
         assert.equal(metricSum(m0, 'kube_cache_proxy_cache_synced', { resource: name }), 1, `${name} not synced`);
@@ -305,11 +351,11 @@ for (const { values, release, extra } of SMOKE) {
       assert.match(ns.stdout, new RegExp(`namespace/${NAMESPACE}`));
 
       // A LIST served from the cache.
-      const served0 = metricSum(await metricsText(p.metricsUrl), 'kube_cache_proxy_cache_served_total', { resource: 'configmaps', verb: 'list' });
+      const served0 = metricSum(await metricsText(p), 'kube_cache_proxy_cache_served_total', { resource: 'configmaps', verb: 'list' });
       const list = await cluster.kubectl('admin', ['get', '--raw', `/api/v1/namespaces/${NAMESPACE}/configmaps?resourceVersion=0`], { server: p.url });
       assert.equal(list.code, 0, list.stderr);
       assert.ok(((JSON.parse(list.stdout) as { items: Array<{ metadata: { name: string } }> }).items).some((i) => i.metadata.name === fullname));
-      const m1 = await metricsText(p.metricsUrl);
+      const m1 = await metricsText(p);
       assert.ok(metricSum(m1, 'kube_cache_proxy_cache_served_total', { resource: 'configmaps', verb: 'list' }) > served0, 'the LIST was not served from the cache');
       if (mode === 'local') {
         // Judged by the proxy's own TokenReview and SubjectAccessReview, not by the probe fallback.
@@ -322,10 +368,10 @@ for (const { values, release, extra } of SMOKE) {
       if (clientCa) {
         // A client certificate (node-1's): its reads go upstream under the proxy's identity with
         // Impersonate-User/-Group, which the ClusterRole must allow.
-        const before = metricSum(await metricsText(p.metricsUrl), 'kube_cache_proxy_cache_served_total', { resource: 'pods' });
+        const before = metricSum(await metricsText(p), 'kube_cache_proxy_cache_served_total', { resource: 'pods' });
         const pods = await cluster.kubectl('node1', ['get', '--raw', '/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&resourceVersion=0'], { server: p.url });
         assert.equal(pods.code, 0, pods.stderr);
-        assert.ok(metricSum(await metricsText(p.metricsUrl), 'kube_cache_proxy_cache_served_total', { resource: 'pods' }) > before, 'the node\'s LIST was not served from the cache');
+        assert.ok(metricSum(await metricsText(p), 'kube_cache_proxy_cache_served_total', { resource: 'pods' }) > before, 'the node\'s LIST was not served from the cache');
         const forwarded = await cluster.kubectl('node1', ['get', 'node', 'node-1', '--ignore-not-found', '-o', 'name'], { server: p.url });
         assert.equal(forwarded.code, 0, forwarded.stderr);
       }
@@ -336,7 +382,7 @@ for (const { values, release, extra } of SMOKE) {
       let seen = '';
       watch.stdout.setEncoding('utf8').on('data', (d: string) => { seen += d; });
       try {
-        await waitFor('a cache-served watcher', async () => (metricSum(await metricsText(p.metricsUrl), 'kube_cache_proxy_cache_watchers', { resource: 'configmaps' }) >= 1 ? true : undefined), 30_000);
+        await waitFor('a cache-served watcher', async () => (metricSum(await metricsText(p), 'kube_cache_proxy_cache_watchers', { resource: 'configmaps' }) >= 1 ? true : undefined), 30_000);
         const name = `${release}-watched`;
         await kubectlOk(['create', 'configmap', name, '-n', NAMESPACE, '--from-literal=a=1']);
         await waitFor('the change on the watch', async () => (seen.includes(`configmap/${name}`) ? true : undefined), 30_000);
@@ -347,7 +393,7 @@ for (const { values, release, extra } of SMOKE) {
 
       // The proxy's own requests were all allowed: no watch of the cache's refused, nothing logged at
       // warn or above.
-      const m2 = await metricsText(p.metricsUrl);
+      const m2 = await metricsText(p);
       for (const code of ['401', '403']) assert.equal(metricSum(m2, 'kube_cache_proxy_cache_watch_restarts_total', { reason: `status_${code}` }), 0, `the cache's watches got ${code}`);
       // (The test cluster has no endpoint reconciler: upstream discovery finds no ready apiserver and
       // says so once, keeping the kubeconfig's.)

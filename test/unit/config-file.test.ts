@@ -67,6 +67,7 @@ test('partial files: only the fields given', () => {
   const cases: Array<[string, ConfigFileOptions]> = [
     ['listen: "127.0.0.1:1"\n', { listen: { host: '127.0.0.1', port: 1 } }],
     ['upstreams: []\n', { upstreams: [] }],
+    ['metricsMode: tls-authn\n', { metricsMode: 'tls-authn' }],
     ['{"logLevel": "silent"}', { logLevel: 'silent' }],
     ['shutdownGracePeriodSeconds: 0\n', { shutdownGracePeriodSeconds: 0 }],
     ['---\ncontext: a\n', { context: 'a' }],
@@ -141,6 +142,8 @@ test('wrong types and values: the message names the field', () => {
     ['writeKubeconfig: 0', 'writeKubeconfig', /must be a non-empty string/],
     ['metricsListen: [":1"]', 'metricsListen', /must be a string like ":8443"/],
     ['metricsListen: "::1:9443"', 'metricsListen', /must be host:port/],
+    ['metricsMode: https', 'metricsMode', /must be one of plain, tls, tls-authn/],
+    ['metricsMode: true', 'metricsMode', /must be one of/],
     ['logLevel: verbose', 'logLevel', /must be one of trace, debug, info, warn, error, fatal, silent/],
     ['logLevel: 30', 'logLevel', /must be one of/],
     ['shutdownGracePeriodSeconds: "30"', 'shutdownGracePeriodSeconds', /must be a number of seconds >= 0/],

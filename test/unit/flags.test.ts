@@ -1,5 +1,6 @@
 // parseFlags: every flag, the listen forms, the errors, and flags over the --config file.
 import { DEFAULT_BACKEND_OPTIONS } from '../../proxy/options.js';
+import { DEFAULT_CONNECTION_LIMITS } from '../../proxy/connection-limits.js';
 import { DEFAULT_FLOW_CONTROL } from '../../flowcontrol/defaults.js';
 import { test, after } from 'node:test';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
@@ -47,12 +48,14 @@ const DEFAULTS: ProxyOptions = {
   clientCaFile: undefined,
   writeKubeconfig: undefined,
   metricsListen: { host: '0.0.0.0', port: 9443 },
+  metricsMode: 'plain',
   logLevel: 'info',
   shutdownGracePeriodSeconds: 30,
   cache: cacheConfigFrom({}),
   flowControl: DEFAULT_FLOW_CONTROL,
   flowControlSource: undefined,
   backends: DEFAULT_BACKEND_OPTIONS,
+  connectionLimits: DEFAULT_CONNECTION_LIMITS,
 };
 
 test('no flags: the defaults', () => {
@@ -84,8 +87,12 @@ test('every flag sets its option (both --flag value and --flag=value)', () => {
     [['--listen=:8443'], { listen: { host: '0.0.0.0', port: 8443 } }],
     [['--tls-cert-file', '/c', '--tls-private-key-file', '/k'], { tlsCertFile: '/c', tlsPrivateKeyFile: '/k' }],
     [['--client-ca-file', '/ca'], { clientCaFile: '/ca' }],
+    [['--tls-min-version', 'VersionTLS13'], { tlsMinVersion: 'VersionTLS13' }],
+    [['--tls-cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256'], { tlsCipherSuites: ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', 'TLS_AES_128_GCM_SHA256'] }],
     [['--write-kubeconfig', '/out'], { writeKubeconfig: '/out' }],
     [['--metrics-listen', '[::1]:2'], { metricsListen: { host: '::1', port: 2 } }],
+    [['--metrics-mode', 'tls'], { metricsMode: 'tls' }],
+    [['--metrics-mode=tls-authn'], { metricsMode: 'tls-authn' }],
     [['--log-level', 'debug'], { logLevel: 'debug' }],
     [['--shutdown-grace-period', '5'], { shutdownGracePeriodSeconds: 5 }],
     [['--shutdown-grace-period=0'], { shutdownGracePeriodSeconds: 0 }],
@@ -99,6 +106,11 @@ test('every flag sets its option (both --flag value and --flag=value)', () => {
     [['--forwarded-watch-max-age=30'], { backends: { ...DEFAULT_BACKEND_OPTIONS, forwardedWatchMaxAgeSeconds: 30 } }],
     [['--client-connection-max-age', '90'], { backends: { ...DEFAULT_BACKEND_OPTIONS, clientConnectionMaxAgeSeconds: 90 } }],
     [['--max-age-jitter', '0'], { backends: { ...DEFAULT_BACKEND_OPTIONS, maxAgeJitter: 0 } }],
+    [['--max-connections', '0'], { connectionLimits: { ...DEFAULT_CONNECTION_LIMITS, maxConnections: 0 } }],
+    [['--max-connections-per-source', '20000'], { connectionLimits: { ...DEFAULT_CONNECTION_LIMITS, maxConnectionsPerSource: 20000 } }],
+    [['--request-header-timeout', '10'], { connectionLimits: { ...DEFAULT_CONNECTION_LIMITS, requestHeaderTimeoutMs: 10_000 } }],
+    [['--request-body-timeout', '0.5'], { connectionLimits: { ...DEFAULT_CONNECTION_LIMITS, requestBodyTimeoutMs: 500 } }],
+    [['--write-stall-timeout=0'], { connectionLimits: { ...DEFAULT_CONNECTION_LIMITS, writeStallTimeoutMs: 0 } }],
     [['--cache-stale-after', '2'], { cache: cacheConfigFrom({ staleAfterSeconds: 2 }) }],
     [['--authorization-mode', 'local'], { cache: cacheConfigFrom({ authorizationMode: 'local' }) }],
     [['--authorization-allowed-ttl=3'], { cache: cacheConfigFrom({ authorizationAllowedTtlSeconds: 3 }) }],
@@ -188,7 +200,11 @@ test('bad flags: one line naming the problem', () => {
     [['--tls-cert-file=', '--tls-private-key-file='], /^--tls-cert-file: must not be empty$/],
     [['--client-ca-file='], /^--client-ca-file: must not be empty$/],
     [['--upstream-balance', 'random'], /^--upstream-balance: must be one of least-outstanding, round-robin$/],
+    [['--metrics-mode', 'https'], /^--metrics-mode: must be one of plain, tls, tls-authn$/],
     [['--max-age-jitter', '2'], /^--max-age-jitter: must be a number from 0 to 1$/],
+    [['--max-connections', '1.5'], /^--max-connections: must be a whole number >= 0$/],
+    [['--max-connections-per-source=-1'], /^--max-connections-per-source: must be a whole number >= 0$/],
+    [['--request-body-timeout', 'x'], /^--request-body-timeout: must be a number >= 0$/],
     [['--upstream-health-interval', '0'], /^--upstream-health-interval: must be a number > 0$/],
     [['--forwarded-watch-max-age=-1'], /^--forwarded-watch-max-age: must be a number >= 0$/],
     [['--write-kubeconfig='], /^--write-kubeconfig: must not be empty$/],
@@ -210,12 +226,18 @@ test('flags override the config file, field by field; unset flags keep its value
     'clientCaFile: /file/ca.crt',
     'writeKubeconfig: /file/out.kubeconfig',
     'metricsListen: "[::1]:2222"',
+    'metricsMode: tls',
     'logLevel: warn',
     'shutdownGracePeriodSeconds: 7',
     'upstreamDiscovery: true',
     'upstreamBalance: round-robin',
     'forwardedWatchMaxAgeSeconds: 60',
     'maxAgeJitter: 0.5',
+    'maxConnections: 100',
+    'maxConnectionsPerSource: 0',
+    'requestHeaderTimeoutSeconds: 5',
+    'requestBodyTimeoutSeconds: 7',
+    'writeStallTimeoutSeconds: 9',
     '',
   ].join('\n'));
   const fromFile: ProxyOptions = {
@@ -228,12 +250,14 @@ test('flags override the config file, field by field; unset flags keep its value
     clientCaFile: '/file/ca.crt',
     writeKubeconfig: '/file/out.kubeconfig',
     metricsListen: { host: '::1', port: 2222 },
+    metricsMode: 'tls',
     logLevel: 'warn',
     shutdownGracePeriodSeconds: 7,
     cache: cacheConfigFrom({}),
     flowControl: DEFAULT_FLOW_CONTROL,
     flowControlSource: { file: cfg, flag: '--config' },
     backends: { ...DEFAULT_BACKEND_OPTIONS, discovery: true, balance: 'round-robin', forwardedWatchMaxAgeSeconds: 60, maxAgeJitter: 0.5 },
+    connectionLimits: { ...DEFAULT_CONNECTION_LIMITS, maxConnections: 100, maxConnectionsPerSource: 0, requestHeaderTimeoutMs: 5_000, requestBodyTimeoutMs: 7_000, writeStallTimeoutMs: 9_000 },
   };
   assert.deepEqual(options(['--config', cfg]), fromFile);
   const overrides: Array<[string[], Partial<ProxyOptions>]> = [
@@ -246,8 +270,11 @@ test('flags override the config file, field by field; unset flags keep its value
     [['--client-ca-file', '/flag/ca'], { clientCaFile: '/flag/ca' }],
     [['--write-kubeconfig', '/flag/out'], { writeKubeconfig: '/flag/out' }],
     [['--metrics-listen', '127.0.0.1:4444'], { metricsListen: { host: '127.0.0.1', port: 4444 } }],
+    [['--metrics-mode', 'plain'], { metricsMode: 'plain' }],
+    [['--metrics-mode', 'tls-authn'], { metricsMode: 'tls-authn' }],
     [['--log-level', 'trace'], { logLevel: 'trace' }],
     [['--shutdown-grace-period', '0'], { shutdownGracePeriodSeconds: 0 }],
+    [['--max-connections', '7'], { connectionLimits: { ...fromFile.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, maxConnections: 7 } }],
   ];
   for (const [flags, want] of overrides) {
     // Before or after --config: the flag wins either way.
@@ -288,6 +315,10 @@ test('cache flags: resources, indexed fields, numbers; errors name the flag', ()
   fails(['--cache-resources', 'widgets.example.com'], /--cache-resources.*version/);
   fails(['--cache-indexed-fields', 'pods'], /--cache-indexed-fields/);
   fails(['--cache-indexed-fields', 'secrets=type'], /--cache-indexed-fields: secrets is not a cached resource/);
+  fails(['--cache-resources', 'configmaps', '--cache-indexed-fields', 'pods=spec.nodeName'], /--cache-indexed-fields: pods is not a cached resource/);
+  // Without pods, the default index of pods by node is not asked for: no error.
+  const noPods = parseFlags(['--cache-resources', 'configmaps,secrets']);
+  assert.ok(!noPods.help && noPods.options.cache?.resources.every((r) => r.indexedFields.length === 0));
   fails(['--cache-page-size', '0'], /--cache-page-size/);
   fails(['--cache-page-size', 'x'], /--cache-page-size/);
   fails(['--cache-freshness-wait', '-1'], /--cache-freshness-wait/);

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CacheStoppedError, FreshnessProofs } from '../../cache/freshness-proof.js';
+import { mulberry32 as prng } from '../helpers/prng.js';
 
 interface PendingProbe {
   /** The clock when it started: what it answers. */
@@ -216,17 +217,6 @@ test('a stopped cache whose probe honours the abort: every read rejected, nothin
   assert.equal(h.probes.length, 1);
 });
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('random interleavings of reads, answers and failures: each read settled by the first probe started after it arrived, one probe at a time', async () => {
   for (let seed = 1; seed <= 300; seed++) {

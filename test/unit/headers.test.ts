@@ -112,6 +112,11 @@ const requestCases: RequestCase[] = [
     in: [],
     want: [],
   },
+  {
+    name: 'requestheader authentication headers from the client are dropped, whatever their case',
+    in: [['X-Remote-User', 'admin'], ['x-remote-group', 'system:masters'], ['X-Remote-Extra-Scopes', 'a'], ['X-REMOTE-UID', '1'], ['X-Remote-Other', 'kept'], ['X-Remoteuser', 'kept']],
+    want: [['X-Remote-Other', 'kept'], ['X-Remoteuser', 'kept']],
+  },
 ];
 
 test('upstreamRequestHeaders', async (t) => {

@@ -6,6 +6,7 @@ import { fieldSetFor } from '../../indexes/selectable-fields.js';
 import { parseLabelSelector, isLabelSelectorError } from '../../indexes/label-selector.js';
 import { parseFieldSelector, isFieldSelectorError } from '../../indexes/field-selector.js';
 import type { ListQuery } from '../../indexes/planner.js';
+import { mulberry32 as rng } from '../helpers/prng.js';
 
 const PODS = fieldSetFor('', 'pods', true);
 const NODES = fieldSetFor('', 'nodes', false);
@@ -136,16 +137,6 @@ test('Store: an unfiltered select result is never mutated later (copy on write)'
 // ---------------------------------------------------------------------------------------------
 // Differential: select() against a brute-force filter and byte-order sort, on a random population
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMESPACES = ['a', 'a-b', 'a.b', 'ab', 'b', 'kube-system'];
 const LABEL_KEYS = ['app', 'tier', 'v', 'constructor'];

@@ -113,6 +113,46 @@ test('staleness: a stalled watch does not keep the resource in touch', () => {
   assert.equal(h.stale(6_001), true);
 });
 
+test('staleness: the proxy\'s own requests refused (401/403) again and again put the resource out of touch, open watch or not, until one is answered 200', () => {
+  const h = new WatchHealth(OPTIONS);
+  h.listed(0);
+  h.opened(0);
+  h.current(1_000);
+  // A progress watch answered 403 once: maybe a blip, the open watch keeps it in touch.
+  h.refused(2_000, 403);
+  assert.equal(h.refusedWith, undefined);
+  assert.equal(h.outOfTouchMs(3_000), 0);
+  // Refused again: out of touch since the first refusal, though the old main watch is still open.
+  h.refused(2_500, 403);
+  assert.equal(h.refusedWith, 403);
+  h.current(6_000);
+  h.bytes(6_000);
+  assert.equal(h.outOfTouchMs(7_000), 5_000);
+  assert.equal(h.stale(7_000), false, 'exactly the bound: not yet');
+  assert.equal(h.stale(7_001), true);
+  // Accepted again (a progress watch answered 200), but no bookmark since: still stale.
+  h.refused(8_000, 403);
+  h.accepted(9_000);
+  assert.equal(h.refusedWith, undefined);
+  assert.equal(h.stale(9_000), true, 'a bookmark received after the refusals is needed');
+  h.current(9_500);
+  assert.equal(h.stale(9_500), false);
+  // Refused with the main watch gone: a LIST answered 200 ends it, a relisted store is current.
+  h.closed(10_000);
+  h.refused(10_000, 401);
+  h.refused(10_100, 401);
+  assert.equal(h.stale(15_001), true);
+  h.listed(16_000);
+  assert.equal(h.stale(16_000), false);
+  // A refusal between two successes never counts twice in a row.
+  h.opened(16_000);
+  h.refused(17_000, 403);
+  h.opened(17_100);
+  h.refused(17_200, 403);
+  assert.equal(h.refusedWith, undefined);
+  assert.equal(h.stale(30_000), false);
+});
+
 test('resume: the first resume after a healthy watch is immediate and avoids the backend; repeated failures back off', () => {
   const p = new ResumePolicy((n) => n * 1000);
   p.listed();

@@ -62,11 +62,17 @@ spec:
         httpGet:
           path: /livez
           port: metrics
+          {{- if ne (.Values.config.metricsMode | default "plain") "plain" }}
+          scheme: HTTPS
+          {{- end }}
         {{- toYaml .Values.livenessProbe | nindent 8 }}
       readinessProbe:
         httpGet:
           path: /readyz
           port: metrics
+          {{- if ne (.Values.config.metricsMode | default "plain") "plain" }}
+          scheme: HTTPS
+          {{- end }}
         {{- toYaml .Values.readinessProbe | nindent 8 }}
       resources:
         {{- toYaml .Values.resources | nindent 8 }}
