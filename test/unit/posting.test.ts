@@ -3,17 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Posting, PostingUnion } from '../../indexes/posting.js';
 import { LabelIndex } from '../../indexes/label-index.js';
-
-/** A small deterministic generator (mulberry32), so a failure replays. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from '../helpers/prng.js';
 
 test('Posting: the same members as a Set under random adds and deletes, always in key order', () => {
   for (const universe of [3, 40, 500]) {
