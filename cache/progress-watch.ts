@@ -13,8 +13,9 @@ import { LineSplitter } from './line-splitter.js';
 import { eventResourceVersion } from './watch-event-line.js';
 import { sleep } from './backoff.js';
 
-/** Progress watches open at once, at the most. */
-const MAX_IN_FLIGHT = 6;
+/** Progress watches open at once, at the most (per resource). */
+export const PROGRESS_WATCHES_MAX_IN_FLIGHT = 6;
+const MAX_IN_FLIGHT = PROGRESS_WATCHES_MAX_IN_FLIGHT;
 /** The server ends a progress watch after 3 s; one not over well after that went into a dead connection. */
 const PROGRESS_WATCH_DEADLINE_MS = 8_000;
 /** The apiserver answers a watch at once (from its watch cache); one not answered by then went into a dead connection. */

@@ -15,6 +15,7 @@ import { runInNewContext } from 'node:vm';
 import { request } from 'undici';
 import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { both, call, closeAgents } from '../helpers/http.js';
+import { PROGRESS_WATCHES_MAX_IN_FLIGHT } from '../../cache/progress-watch.js';
 
 const cluster = sharedCluster();
 const ca = readFileSync(cluster.info.caFile);
@@ -720,10 +721,11 @@ test('1,000 bad requests, 20 at a time: sockets, in-flight slots and heap come b
     // Every connection the clients opened is closed by now, so the proxy must hold none of them.
     const after = await waitFor('accepted sockets back to the baseline', sockets, (s) => s.accepted <= baseSockets.accepted);
     // Upstream connections are pooled (keep-alive): at most one per concurrent request, not one per
-    // request. The cache's own connections come and go meanwhile (each cached resource holds its
-    // watch and rotates a short progress watch, whose connection may be open, idle or closed at either
-    // count): up to two per cached resource either way.
-    const cacheOwn = 2 * proxyCachedResources();
+    // request. The cache's own connections come and go meanwhile: each cached resource holds its
+    // watch and opens a short progress watch every bookmark interval, up to
+    // PROGRESS_WATCHES_MAX_IN_FLIGHT at once (an idle proxy with 6 cached resources holds about 40
+    // connections to one apiserver), each open, idle or closed at either count.
+    const cacheOwn = (1 + PROGRESS_WATCHES_MAX_IN_FLIGHT) * proxyCachedResources();
     assert.ok(after.upstream <= Math.max(baseSockets.upstream, 20) + 2 + cacheOwn,
       `upstream sockets: ${after.upstream} after, ${baseSockets.upstream} before`);
     assert.ok(after.tcpResources <= baseSockets.tcpResources + 22 + cacheOwn,
