@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { connect as http2Connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { Socket, connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
+import { proxyReady, sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents, type Reply } from '../helpers/http.js';
 import { scrape, total } from '../helpers/cache-workload.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
@@ -328,13 +328,15 @@ describe('a watch closed as too slow', () => {
     const cache = cacheConfigFrom({});
     assert.ok(cache);
     p = await startTestProxy(cluster, { cache: { ...cache, watch: { ...cache.watch, watcherMaxQueuedLines: 20, watcherMaxQueuedBytes: 256 * 1024 } } });
+    // Synced, so that the watch below is served from the cache (a forwarded watch is only passed
+    // through, with backpressure, and never closed as slow).
+    await proxyReady(p);
   });
   after(async () => { await p.stop(); });
 
   test('its stalled client\'s connection is closed at once', async () => {
     const gauge = async () => total(await scrape(p.metricsUrl), 'kube_cache_proxy_client_connections', (l) => l['protocol'] === 'http/1.1');
     const slow = async () => total(await scrape(p.metricsUrl), 'kube_cache_proxy_cache_watchers_closed_total', (l) => l['reason'] === 'slow');
-    // Served from the cache once it has the namespace's configmaps.
     ok(await call(cluster, p.url, `/api/v1/namespaces/${NS}/configmaps?resourceVersion=0`), 200, 'warm-up');
     const base = await gauge();
     const slowBefore = await slow();
