@@ -60,11 +60,13 @@ export async function startTestProxy(cluster: TestCluster, overrides: Partial<Pr
   };
 }
 
-/** Waits until the proxy's /readyz answers 200: every cached resource synced (60 s at the most). */
-export async function proxyReady(p: TestProxy): Promise<void> {
-  for (const deadline = Date.now() + 60_000; ;) {
-    if ((await fetch(`${p.metricsUrl}/readyz`)).status === 200) return;
-    if (Date.now() > deadline) throw new Error('the proxy did not become ready (cache not synced) in 60 s');
-    await new Promise((r) => setTimeout(r, 100));
+/** Waits until the proxy's /readyz answers 200: every cached resource synced. */
+export async function proxyReady(p: TestProxy, timeoutMs = 60_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; ;) {
+    const r = await fetch(`${p.metricsUrl}/readyz?verbose`);
+    const text = await r.text();
+    if (r.status === 200) return;
+    if (Date.now() > deadline) throw new Error(`the proxy did not become ready in ${timeoutMs / 1000} s: ${text}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
-import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
+import { proxyReady, sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 
 const cluster = sharedCluster();
@@ -127,14 +127,6 @@ async function metrics(p: TestProxy): Promise<Map<string, number>> {
 const sum = (m: Map<string, number>, prefix: string, has = ''): number =>
   [...m].filter(([k]) => k.startsWith(prefix) && k.includes(has)).reduce((a, [, v]) => a + v, 0);
 
-async function waitReady(p: TestProxy): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while ((await request(`${p.metricsUrl}/readyz`)).statusCode !== 200) {
-    if (Date.now() > deadline) throw new Error('proxy not ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 // ------------------------------------------------------------------------------------------------
 
 interface Case {
@@ -220,7 +212,7 @@ before(async () => {
   await settle(`/api/v1/namespaces/${TEAM}/configmaps`, clients[4] as Client, 200);
   const cache = (mode: 'probe' | 'local') => cacheConfigFrom({ authorizationMode: mode, authorizationAllowedTtlSeconds: ALLOWED_TTL, authorizationDeniedTtlSeconds: DENIED_TTL });
   proxies.push(['probe', await startTestProxy(cluster, { cache: cache('probe') })], ['local', await startTestProxy(cluster, { cache: cache('local') })]);
-  for (const [, p] of proxies) await waitReady(p);
+  for (const [, p] of proxies) await proxyReady(p, 120_000);
 });
 
 after(async () => {

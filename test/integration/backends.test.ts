@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { TestCluster } from '../cluster/cluster.js';
-import { startTestProxy, type TestProxy } from '../helpers/env.js';
+import { proxyReady, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents } from '../helpers/http.js';
 import { growthBy, scrape, total } from '../helpers/cache-workload.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
@@ -59,7 +59,7 @@ async function proxyWith(backends: Partial<BackendOptions>, upstreams = [0, 1, 2
     cache: cacheConfigFrom({}),
     backends: { ...DEFAULT_BACKEND_OPTIONS, healthIntervalSeconds: 0.5, ...backends },
   });
-  await waitFor('proxy ready', async () => (await fetch(`${p.metricsUrl}/readyz`)).status === 200);
+  await proxyReady(p);
   return p;
 }
 

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { request } from 'undici';
-import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
+import { proxyReady, sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents, type CallOptions, type Reply, type TestUser } from '../helpers/http.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 
@@ -119,14 +119,6 @@ function listRV(r: Reply): bigint {
   const rv = v.metadata?.resourceVersion ?? '';
   assert.match(rv, /^[0-9]+$/, `list resourceVersion ${rv}`);
   return BigInt(rv);
-}
-
-async function waitReady(p: TestProxy): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  while ((await request(`${p.metricsUrl}/readyz`)).statusCode !== 200) {
-    if (Date.now() > deadline) throw new Error('proxy not ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Headers that must be the same on a refusal (Audit-Id, Date and the APF uids are per request). */
@@ -267,7 +259,7 @@ before(async () => {
     startTestProxy(cluster, { cache: cacheConfigFrom({ authorizationTtlSeconds: 300 }) }),
   ]);
   await populate();
-  await Promise.all([waitReady(plain), waitReady(remembering)]);
+  await Promise.all([proxyReady(plain, 120_000), proxyReady(remembering, 120_000)]);
   log(`prefix ${P}; proxies ready after ${Date.now() - t0} ms`);
 });
 

@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestCluster } from '../cluster/cluster.js';
-import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
+import { proxyReady, sharedCluster, startTestProxy } from '../helpers/env.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 import { Ledger, now } from '../helpers/ledger.js';
 import { cacheReport, newStats, quantile, runWriter, scrape, seed } from '../helpers/cache-workload.js';
@@ -24,16 +24,6 @@ const WRITES_PER_WRITER = Number(process.env['KCP_RYW_WRITES'] ?? 150);
 const MAX_READ_MS = 8_000;
 const MIN_HIT_RATIO = 0.8;
 
-async function synced(proxy: TestProxy): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const r = await fetch(`${proxy.metricsUrl}/readyz`);
-    if (r.status === 200) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error('proxy cache not synced in 60 s');
-}
-
 async function readYourWrites(t: { diagnostic(m: string): void }, cluster: TestCluster, servers: readonly string[]): Promise<void> {
   const run = randomBytes(3).toString('hex');
   const namespaces = [`ryw-${run}-a`, `ryw-${run}-b`];
@@ -42,7 +32,7 @@ async function readYourWrites(t: { diagnostic(m: string): void }, cluster: TestC
   await seed(cluster, servers[0] ?? '', ledger, namespaces, nodes, 10);
   const proxy = await startTestProxy(cluster, { cache: cacheConfigFrom({}), upstreams: [...servers] });
   try {
-    await synced(proxy);
+    await proxyReady(proxy);
     const stats = newStats();
     const before = await scrape(proxy.metricsUrl);
     const started = now();

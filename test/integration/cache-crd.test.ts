@@ -2,7 +2,7 @@
 // equals the apiserver's, byte for byte apart from the list's own resourceVersion.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
+import { proxyReady, sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call } from '../helpers/http.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 
@@ -48,7 +48,7 @@ before(async () => {
     }
   }
   proxy = await startTestProxy(cluster, { cache: cacheConfigFrom({ resources: [`${plural}.${group}/v1`], indexedFields: [] }) });
-  await until('the cache to sync', async () => (await fetch(`${proxy.metricsUrl}/readyz`)).status === 200);
+  await proxyReady(proxy);
 });
 
 after(async () => {

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
-import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
+import { proxyReady, sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents, type Reply } from '../helpers/http.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 import { mulberry32 } from '../helpers/prng.js';
@@ -273,16 +273,6 @@ async function caughtUp(resource: Resource): Promise<void> {
   }
 }
 
-async function waitReady(): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const res = await request(`${proxy.metricsUrl}/readyz`);
-    const text = await res.body.text();
-    if (res.statusCode === 200) return;
-    if (Date.now() > deadline) throw new Error(`proxy not ready: ${text}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 // ------------------------------------------------------------------------------------------------
 // JSON bytes: the items of a list body, and the body with its list metadata normalised.
@@ -805,7 +795,7 @@ before(async () => {
   proxy = await startTestProxy(cluster, { cache: cacheConfigFrom({}) });
   await populate();
   log(`prefix ${P}, seed ${SEED}: ${NAMESPACES.length} namespaces, ${made.pods.length} pods, ${made.configmaps.length} configmaps, ${made.services.length} services, ${made.endpointslices.length} endpointslices, ${NODES.length} nodes in ${Date.now() - t0} ms`);
-  await waitReady();
+  await proxyReady(proxy, 120_000);
   log(`proxy ready after ${Date.now() - t0} ms`);
 });
 

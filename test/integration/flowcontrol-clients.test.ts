@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, CoreV1Api, KubeConfig, makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
-import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
+import { proxyReady, sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents, type Reply } from '../helpers/http.js';
 import { scrape, total, type Sample } from '../helpers/cache-workload.js';
 import { runThrottleTool, retryAfterCounts, type ThrottleClient, type ThrottleReport } from '../helpers/throttle-tool.js';
@@ -97,11 +97,7 @@ async function startProxy(seconds: readonly number[]): Promise<TestProxy> {
     cache: cacheConfigFrom({}),
     flowControl: parseFlowControlConfig(flowControlDoc(seconds), DEFAULT_FLOW_CONTROL),
   });
-  const deadline = Date.now() + 60_000;
-  while ((await fetch(`${p.metricsUrl}/readyz`)).status !== 200) {
-    assert.ok(Date.now() < deadline, 'proxy not ready (cache not synced) in 60 s');
-    await sleep(100);
-  }
+  await proxyReady(p);
   return p;
 }
 

@@ -14,7 +14,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
+import { proxyReady, sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents } from '../helpers/http.js';
 import { growthBy, quantile, scrape, total } from '../helpers/cache-workload.js';
 import type { CachedResource } from '../../cache/resource-cache.js';
@@ -63,11 +63,7 @@ before(async () => {
     assert.equal(r.status, 201, r.text());
   }
   proxy = await startTestProxy(cluster);
-  const deadline = Date.now() + 60_000;
-  while ((await fetch(`${proxy.metricsUrl}/readyz`)).status !== 200) {
-    assert.ok(Date.now() < deadline, 'proxy cache not synced in 60 s');
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  await proxyReady(proxy);
 });
 
 after(async () => {
