@@ -15,7 +15,6 @@ import { sleep } from './backoff.js';
 
 /** Progress watches open at once, at the most (per resource). */
 export const PROGRESS_WATCHES_MAX_IN_FLIGHT = 6;
-const MAX_IN_FLIGHT = PROGRESS_WATCHES_MAX_IN_FLIGHT;
 /** The server ends a progress watch after 3 s; one not over well after that went into a dead connection. */
 const PROGRESS_WATCH_DEADLINE_MS = 8_000;
 /** The apiserver answers a watch at once (from its watch cache); one not answered by then went into a dead connection. */
@@ -54,8 +53,8 @@ export class PendingProgress {
 }
 
 /**
- * Opens a progress watch (`watch`) every `intervalMs` while `ready()`, at most MAX_IN_FLIGHT at a
- * time, until `signal` aborts; then waits for those in flight. `onError` hears of their failures.
+ * Opens a progress watch (`watch`) every `intervalMs` while `ready()`, at most
+ * PROGRESS_WATCHES_MAX_IN_FLIGHT at a time, until `signal` aborts; then waits for those in flight. `onError` hears of their failures.
  */
 export async function runProgressWatches(o: {
   readonly intervalMs: number;
@@ -69,7 +68,7 @@ export async function runProgressWatches(o: {
   if (interval <= 0) return;
   const inFlight = new Set<Promise<void>>();
   while (!signal.aborted) {
-    if (o.ready() && inFlight.size < MAX_IN_FLIGHT) {
+    if (o.ready() && inFlight.size < PROGRESS_WATCHES_MAX_IN_FLIGHT) {
       const p: Promise<void> = o.watch(signal).catch(o.onError).finally(() => inFlight.delete(p));
       inFlight.add(p);
     }
@@ -101,8 +100,9 @@ export async function progressWatch(upstream: CacheUpstream, path: string, start
   const abort = new AbortController();
   const onStop = () => abort.abort();
   stopSignal.addEventListener('abort', onStop, { once: true });
-  // Without these, progress watches stuck in dead connections would fill MAX_IN_FLIGHT for long,
-  // and with them would go the evidence that the main watch has stalled.
+  // Without these, progress watches stuck in dead connections would fill
+  // PROGRESS_WATCHES_MAX_IN_FLIGHT for long, and with them would go the evidence that the main watch
+  // has stalled.
   const deadline = setTimeout(() => abort.abort(), PROGRESS_WATCH_DEADLINE_MS);
   const answerDeadline = setTimeout(() => abort.abort(), PROGRESS_WATCH_ANSWER_MS);
   try {
