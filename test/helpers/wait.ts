@@ -12,3 +12,13 @@ export async function waitFor<T>(what: string, f: () => Promise<T | undefined> |
     await sleep(20);
   }
 }
+
+/** Polls `f` every `everyMs` until it holds; fails naming `what` after `ms`. Returns the time it took. */
+export async function until(what: string, f: () => Promise<boolean> | boolean, ms: number, everyMs = 100): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < ms) {
+    if (await f()) return Date.now() - started;
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}

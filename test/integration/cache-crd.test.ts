@@ -4,6 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { proxyReady, sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call } from '../helpers/http.js';
+import { until } from '../helpers/wait.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 
 const cluster = sharedCluster();
@@ -12,17 +13,6 @@ const suffix = Date.now().toString(36);
 const group = `kcp-${suffix}.example.com`;
 const plural = 'widgets';
 let proxy: TestProxy;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, f: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await f()) return;
-    await sleep(200);
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 before(async () => {
   const crd = {
@@ -39,7 +29,7 @@ before(async () => {
   };
   const r = await call(cluster, direct(), '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { method: 'POST', body: JSON.stringify(crd) });
   assert.equal(r.status, 201, r.text());
-  await until('the CRD to be served', async () => (await call(cluster, direct(), `/apis/${group}/v1/${plural}`)).status === 200);
+  await until('the CRD to be served', async () => (await call(cluster, direct(), `/apis/${group}/v1/${plural}`)).status === 200, 30_000);
   for (const ns of ['team-a', 'default']) {
     for (let i = 0; i < 5; i++) {
       const w = { apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name: `w-${i}`, namespace: ns, labels: { n: String(i % 2) } }, spec: { size: i, note: '<b>&</b>', z: { b: 1, a: [2, 1] } } };

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents, type Reply } from '../helpers/http.js';
 import { scrape, total, type Sample } from '../helpers/cache-workload.js';
+import { until } from '../helpers/wait.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 
 const cluster = sharedCluster();
@@ -27,15 +28,6 @@ const STALE_AFTER_S = 3;
  */
 const MARGIN_S = 3;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function until(what: string, f: () => Promise<boolean>, ms: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < ms) {
-    if (await f()) return Date.now() - started;
-    await sleep(100);
-  }
-  return assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 async function must(path: string, method: 'POST' | 'DELETE', body?: unknown): Promise<Reply> {
   const r = await call(cluster, direct, path, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });

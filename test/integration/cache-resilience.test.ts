@@ -22,6 +22,7 @@ import { startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents, type Reply } from '../helpers/http.js';
 import { TcpRelay } from '../helpers/tcp-relay.js';
 import { scrape, total, type Sample } from '../helpers/cache-workload.js';
+import { until } from '../helpers/wait.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 import { topLevelMember } from '../../cache/json-scan.js';
 
@@ -37,16 +38,6 @@ function rvOf(v: unknown): bigint {
   const rv = record(record(v)?.['metadata'])?.['resourceVersion'];
   if (typeof rv !== 'string') throw new Error(`no resourceVersion in ${JSON.stringify(v).slice(0, 200)}`);
   return BigInt(rv);
-}
-
-/** Waits for `f` to hold, polling; fails with `what` after `ms`. Returns the time it took. */
-async function until(what: string, f: () => Promise<boolean>, ms: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < ms) {
-    if (await f()) return Date.now() - started;
-    await sleep(200);
-  }
-  return assert.fail(`timed out after ${ms} ms waiting for ${what}`);
 }
 
 test('the cache through silent connections, a killed apiserver, an outage past the staleness bound, and a missing CRD', { timeout: 600_000 }, async (t) => {
