@@ -116,6 +116,7 @@ test('10,000 made-up paths and 200 made-up methods add a bounded number of serie
   for (const c of codes.keys()) assert.ok(c < 500, `a 5xx for a made-up path: ${JSON.stringify(Object.fromEntries(codes))}`);
 
   const afterSeries = await series();
+  assert.ok(beforeSeries.size > 0, 'no series parsed from /metrics');
   const added = new Map<string, Sample[]>();
   for (const [key, s] of afterSeries) {
     if (beforeSeries.has(key)) continue;
@@ -131,6 +132,7 @@ test('10,000 made-up paths and 200 made-up methods add a bounded number of serie
   const allowedResources = requestLabels(proxy.proxy.cache?.config.resources ?? []).resourceValues;
   const verbs = new Set([...KNOWN_VERBS, OTHER]);
   const newValues = (label: string) => new Set([...afterSeries.values()].map((s) => s.labels.get(label)).filter((v): v is string => v !== undefined));
+  assert.ok(newValues('resource').has(OTHER), 'made-up resources were not counted as "other"');
   for (const r of newValues('resource')) assert.ok(allowedResources.has(r), `resource label "${r}" is not from the bounded set`);
   const requestResources = new Set([...added.get('kube_cache_proxy_requests_total') ?? []].map((s) => s.labels.get('resource')));
   assert.ok([...requestResources].every((r) => r === undefined || ['', OTHER, `pods/${OTHER}`, `deployments.apps/${OTHER}`, 'pods'].includes(r)),
