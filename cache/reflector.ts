@@ -163,6 +163,13 @@ export class Reflector {
     this.#checkHealth();
   }
 
+  /** A LIST or watch the apiserver answered with an error: 404 (a CRD gone) and 401/403 matter here. */
+  #statusError(err: unknown): void {
+    if (!(err instanceof UpstreamStatusError)) return;
+    if (err.statusCode === 404) this.#o.onNotFound?.();
+    if (err.statusCode === 401 || err.statusCode === 403) this.#refused(err.statusCode);
+  }
+
   /** 401 or 403 while the apiservers keep refusing the proxy's own LISTs and watches of this resource. */
   get refusedWith(): number | undefined {
     return this.#health.refusedWith;
@@ -214,8 +221,7 @@ export class Reflector {
           if (!this.#listeners.bookmarkSampled) void fetchBookmarkSample(this.#upstream, collectionPath(this.type), this.#rv, signal, this.#o.log, this.name, (o) => this.#listeners.bookmark(o));
         } catch (err) {
           if (signal.aborted) break;
-          if (err instanceof UpstreamStatusError && err.statusCode === 404) this.#o.onNotFound?.();
-          if (err instanceof UpstreamStatusError && (err.statusCode === 401 || err.statusCode === 403)) this.#refused(err.statusCode);
+          this.#statusError(err);
           const delayMs = policy.listFailed();
           this.#o.log.warn({ resource: this.name, err: String(err), retryInMs: Math.round(delayMs) }, 'list failed');
           next = { ...next, delayMs };
@@ -254,8 +260,7 @@ export class Reflector {
     }
     const reason = watchFailureReason(err);
     this.#o.metrics.watchRestart(this.name, reason);
-    if (err instanceof UpstreamStatusError && err.statusCode === 404) this.#o.onNotFound?.();
-    if (err instanceof UpstreamStatusError && (err.statusCode === 401 || err.statusCode === 403)) this.#refused(err.statusCode);
+    this.#statusError(err);
     const next = policy.failed(backend, reason === 'parse' ? 'parse_error' : undefined);
     this.#o.log.warn({ resource: this.name, rv, backend, reason, err: String(err), retryInMs: Math.round(next.delayMs) }, next.kind === 'relist' ? 'watch failed: relisting' : 'watch failed: resuming');
     return next;

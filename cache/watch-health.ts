@@ -164,7 +164,7 @@ export class WatchHealth {
 
   /** How long the resource has been out of touch (0 while in touch). */
   outOfTouchMs(now: number): number {
-    if (this.#refused && this.#refused.count >= 2) return Math.max(0, now - this.#refused.since);
+    if (this.#refused && this.refusedWith !== undefined) return Math.max(0, now - this.#refused.since);
     if (this.#open && this.stall(now) === undefined) return 0;
     if (this.#lastHeard === undefined) return 0;
     return Math.max(0, now - this.#lastHeard);

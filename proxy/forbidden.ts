@@ -36,7 +36,7 @@ export function goQuote(s: string): string {
 }
 
 /** The apiserver's "Avoid emitting errors that look like valid HTML" replacer. */
-const sanitize = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export const sanitize = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** forbiddenMessage of kube-apiserver, for resource requests. */
 export function forbiddenMessage(a: ForbiddenAttributes): string {

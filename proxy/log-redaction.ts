@@ -8,7 +8,7 @@
 import type { LoggerOptions } from 'pino';
 import { withheldJsonError } from '../cache/json-error.js';
 
-export const LOG_REDACT_PATHS: readonly string[] = [
+const LOG_REDACT_PATHS: readonly string[] = [
   'req.headers.authorization', 'req.headers.cookie', 'req.headers["proxy-authorization"]',
   'headers.authorization', 'headers.cookie', 'headers["proxy-authorization"]',
   '*.headers.authorization', '*.headers.cookie',

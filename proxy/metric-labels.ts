@@ -4,6 +4,7 @@
 // built-in Kubernetes resource (the fixed list below, Kubernetes 1.3x with its beta and alpha
 // groups), or `other`; the subresource is one of Kubernetes' built-in subresources or `other`.
 import type { RequestInfo } from './request-info.js';
+import { resourceName } from '../cache/resource-type.js';
 
 /** Built-in resources by API group, as kube-apiserver serves them (aggregated metrics.k8s.io too). */
 const BUILTIN_RESOURCES: Readonly<Record<string, readonly string[]>> = {
@@ -37,7 +38,7 @@ const BUILTIN_RESOURCES: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** Kubernetes' built-in subresources (status, scale, and the pod, node, service and namespace ones). */
-export const BUILTIN_SUBRESOURCES: readonly string[] = [
+const BUILTIN_SUBRESOURCES: readonly string[] = [
   'approval', 'attach', 'binding', 'ephemeralcontainers', 'eviction', 'exec', 'finalize', 'log', 'portforward',
   'proxy', 'resize', 'rollback', 'scale', 'status', 'token',
 ];
@@ -50,11 +51,6 @@ export const KNOWN_VERBS: readonly string[] = [
 
 export const OTHER = 'other';
 
-/** `pods`, `deployments.apps`. */
-function qualified(group: string, resource: string): string {
-  return group === '' ? resource : `${resource}.${group}`;
-}
-
 export interface RequestLabels {
   /** The resource label of a request ('' for non-resource requests). */
   resource(info: RequestInfo): string;
@@ -66,8 +62,8 @@ export interface RequestLabels {
 /** Labels bounded by the built-in resources plus the cached ones (`{group, resource}` of the cache's config). */
 export function requestLabels(cached: ReadonlyArray<{ readonly group: string; readonly resource: string }>): RequestLabels {
   const resources = new Set<string>();
-  for (const [group, names] of Object.entries(BUILTIN_RESOURCES)) for (const r of names) resources.add(qualified(group, r));
-  for (const c of cached) resources.add(qualified(c.group, c.resource));
+  for (const [group, names] of Object.entries(BUILTIN_RESOURCES)) for (const r of names) resources.add(resourceName({ group, resource: r }));
+  for (const c of cached) resources.add(resourceName(c));
   const subresources = new Set(BUILTIN_SUBRESOURCES);
   const verbs = new Set(KNOWN_VERBS);
   const values = new Set<string>(['', OTHER]);
@@ -79,7 +75,7 @@ export function requestLabels(cached: ReadonlyArray<{ readonly group: string; re
   return {
     resource(info) {
       if (!info.isResourceRequest) return '';
-      const r = qualified(info.apiGroup, info.resource);
+      const r = resourceName({ group: info.apiGroup, resource: info.resource });
       if (!resources.has(r)) return OTHER;
       if (!info.subresource) return r;
       return `${r}/${subresources.has(info.subresource) ? info.subresource : OTHER}`;

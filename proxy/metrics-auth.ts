@@ -8,7 +8,7 @@
 // Refusals are the apiserver's own Status bodies: 401 Unauthorized, and 403 with the message
 // kube-apiserver writes for a non-resource path ("forbidden: User "x" cannot get path "/metrics"").
 import type { IncomingMessage } from 'node:http';
-import { goJson, goQuote, UNAUTHORIZED_BODY as UNAUTHORIZED } from './forbidden.js';
+import { goJson, goQuote, sanitize, UNAUTHORIZED_BODY as UNAUTHORIZED } from './forbidden.js';
 import { resolveForwarding } from './client-identity.js';
 import { localCredential } from './local-access.js';
 import { LocalAuthenticator, type UserInfo } from './local-authn.js';
@@ -27,8 +27,6 @@ export type MetricsVerdict =
 
 const status = (code: number, reason: string, message: string, details?: Record<string, string>): string =>
   goJson({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code });
-
-const sanitize = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** kube-apiserver's 403 for a non-resource request: NewForbidden(empty resource, "", forbiddenMessage[: reason]). */
 export function nonResourceForbiddenBody(user: string, verb: string, path: string, reason: string): string {

@@ -14,15 +14,15 @@ export interface ProxyMetrics {
   upstreamError(reason: string): void;
 }
 
-/**
- * `cached`: the cache's resources, whose names are resource label values besides the built-in
- * resources (proxy/metric-labels.ts); any other resource is counted as `other`.
- */
 /** An HTTP status code as a label: three digits, else `other`. */
 function statusLabel(code: number): string {
   return Number.isInteger(code) && code >= 100 && code <= 999 ? String(code) : 'other';
 }
 
+/**
+ * `cached`: the cache's resources, whose names are resource label values besides the built-in
+ * resources (proxy/metric-labels.ts); any other resource is counted as `other`.
+ */
 export function createProxyMetrics(registry: Registry, cached: ReadonlyArray<{ readonly group: string; readonly resource: string }> = []): ProxyMetrics {
   const labels = requestLabels(cached);
   const requests = new Counter({

@@ -87,6 +87,8 @@ const hash = (...parts: Buffer[]): string => {
 export class ServingTls {
   readonly #o: ServingTlsOptions;
   #current: TlsMaterial;
+  /** notAfter of #current's certificate (parsed once per certificate, not per scrape). */
+  #notAfter: number;
   readonly #listeners: Array<(m: TlsMaterial) => void> = [];
   /** Per material, the content hash in use and the last one refused (not retried until it changes). */
   readonly #seen = new Map<Material, { loaded: string; refused?: string | undefined }>();
@@ -98,6 +100,7 @@ export class ServingTls {
   constructor(o: ServingTlsOptions) {
     this.#o = o;
     this.#current = o.initial;
+    this.#notAfter = notAfterSeconds(o.initial.cert);
     this.#reloads = new Counter({
       name: 'kube_cache_proxy_tls_reloads_total',
       help: 'Reloads of changed TLS files of the main port, by material (serving_certificate: --tls-cert-file and --tls-private-key-file; client_ca: --client-ca-file) and result (success, failure: the material in use is kept)',
@@ -110,7 +113,7 @@ export class ServingTls {
       help: 'notAfter of the serving certificate in use on the main port, in seconds since the epoch',
       registers: [o.registry],
       collect() {
-        this.set(notAfterSeconds(self.#current.cert));
+        this.set(self.#notAfter);
       },
     });
     if (o.certFile !== undefined && o.keyFile !== undefined) {
@@ -190,6 +193,7 @@ export class ServingTls {
       if (ca) next = { ...next, ca };
     }
     if (next === this.#current) return false;
+    if (next.cert !== this.#current.cert) this.#notAfter = notAfterSeconds(next.cert);
     this.#current = next;
     for (const l of [...this.#listeners]) {
       try {
