@@ -21,6 +21,8 @@ const MAX_REFUSING = 256;
 const REFUSAL_GRACE_MS = 5_000;
 /** How long an HTTP/2 stream answered 408 stays open (its body dropped) before it is reset. */
 const RESET_GRACE_MS = 1_000;
+/** How long an HTTP/2 session cut by a deadline has, after its GOAWAY, before it is destroyed. */
+const GOAWAY_GRACE_MS = 1_000;
 
 /** How long a connection answered before its request body ended may linger for the client to read. */
 const LINGER_MS = 5_000;
@@ -98,9 +100,9 @@ export class ConnectionGuard {
   admit(req: ClientRequest, res: ClientResponse): boolean {
     const socket = isHttp2(req) ? req.stream.session?.socket : req.socket;
     if (socket && !isHttp2(req)) this.#clearFirstRequest(socket);
-    const a = socket ? this.#admissions.get(socketKey(socket as Socket))?.admission : undefined;
-    if (a?.kind === 'refused') {
-      this.#refuse(req, res, a.reason);
+    const entry = socket ? this.#admissions.get(socketKey(socket as Socket)) : undefined;
+    if (entry?.admission.kind === 'refused') {
+      this.#refuse(req, res, entry.admission.reason, entry.source);
       return true;
     }
     this.#bodyDeadline(req, res);
@@ -125,15 +127,15 @@ export class ConnectionGuard {
   }
 
   #secure(socket: TLSSocket): void {
-    const a = this.#admissions.get(socketKey(socket))?.admission;
-    if (a?.kind === 'refused') {
+    const entry = this.#admissions.get(socketKey(socket));
+    if (entry?.admission.kind === 'refused') {
       setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
       return;
     }
     if (socket.alpnProtocol === 'h2' || this.o.limits.requestHeaderTimeoutMs <= 0) return;
     // Node's header timeout starts at a request's first byte: a connection that never sends one
     // would stay for ever.
-    const raw = this.#admissions.get(socketKey(socket))?.raw;
+    const raw = entry?.raw;
     const read = raw?.bytesRead ?? 0;
     const expire = (last: boolean) => {
       this.#firstRequest.delete(socket);
@@ -177,7 +179,7 @@ export class ConnectionGuard {
       timer = setTimeout(() => {
         this.cut(reason);
         if (!session.closed) session.close();
-        setTimeout(() => session.destroy(), 1_000).unref();
+        setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
       }, ms);
       timer.unref();
     };
@@ -192,10 +194,10 @@ export class ConnectionGuard {
     session.once('close', () => clearTimeout(timer));
   }
 
-  #refuse(req: ClientRequest, res: ClientResponse, reason: Refusal): void {
+  #refuse(req: ClientRequest, res: ClientResponse, reason: Refusal, source: string): void {
     const perSource = reason === 'max_connections_per_source';
     const message = perSource
-      ? `too many connections from ${(isHttp2(req) ? req.stream.session?.socket?.remoteAddress : req.socket.remoteAddress) ?? 'this address'} (--max-connections-per-source ${this.o.limits.maxConnectionsPerSource})`
+      ? `too many connections from ${source || 'this address'} (--max-connections-per-source ${this.o.limits.maxConnectionsPerSource})`
       : `kube-cache-proxy has too many connections open (--max-connections ${this.o.limits.maxConnections})`;
     res.shouldKeepAlive = false;
     sendStatus(res, perSource ? 429 : 503, perSource ? 'TooManyRequests' : 'ServiceUnavailable', message, { retryAfterSeconds: 1 });

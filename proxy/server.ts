@@ -261,7 +261,6 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     logger: false,
     // Requests arriving while shutting down get a Status 503 from serve(), not fastify's own body.
     return503OnClosing: false,
-    keepAliveTimeout: limits.idleTimeoutMs,
     frameworkErrors(err, request, reply) {
       // A path the router cannot percent-decode ('%zz', '%c3%28'): the apiserver decides (400 for
       // the first, 404 for the second; the proxy subresource passes such paths on).
