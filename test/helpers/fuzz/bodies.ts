@@ -34,6 +34,12 @@ export function writeCase(rng: Rng, w: World): Write {
     [1, '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}'], [1, '{"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":-5}'], [1, '\ufeff{}'],
   ]);
   if (method === 'PATCH' && rng.chance(0.5)) body = rng.pick(['{"data":{"k":"v2"}}', '[{"op":"add","path":"/data/k","value":"v"}]', '[{"op":"bogus"}]', '{"metadata":{"$patch":"delete"}}', '{}']);
+  // A DELETE with a body takes its options from the body alone: the query's dryRun=All would be
+  // ignored and the fixture really deleted (it was, mid-run: the proxy's earlier reads then
+  // differed from the apiserver's later ones). Its bodies are DeleteOptions that keep dryRun.
+  if (method === 'DELETE') {
+    body = rng.pick([undefined, '', '{"kind":"DeleteOptions","apiVersion":"v1","dryRun":["All"]}', '{"kind":"DeleteOptions","apiVersion":"v1","dryRun":["All"],"gracePeriodSeconds":-5}', '{"dryRun":["All"],"propagationPolicy":"Bogus"}']);
+  }
   const contentType = method === 'PATCH'
     ? rng.pick(['application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/json-patch+json', 'application/apply-patch+yaml', 'application/json', 'text/plain', undefined])
     : rng.pick(['application/json', 'application/json', 'application/yaml', 'application/vnd.kubernetes.protobuf', 'text/plain', 'application/json; charset=utf-8', 'application/json; charset=latin1', '', undefined]);
