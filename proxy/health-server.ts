@@ -13,6 +13,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { MetricsVerdict } from './metrics-auth.js';
+import { portTlsOptions, type PortTls } from './tls-options.js';
 
 /** One named check's result: `failed` says why it keeps the proxy unready; `note` remarks on a passing one. */
 export interface ReadinessLine {
@@ -32,18 +33,8 @@ export interface HealthServer {
   /** http or https. */
   readonly scheme: 'http' | 'https';
   /** Serves another certificate and key from the next TLS handshake on (https only; a no-op on http). */
-  setTls(tls: HealthTls): void;
+  setTls(tls: PortTls): void;
   close(): Promise<void>;
-}
-
-export interface HealthTls {
-  readonly cert: string | Buffer;
-  readonly key: string | Buffer;
-  /** Client certificates are requested (not required) and verified against this CA. */
-  readonly clientCa?: string | Buffer | undefined;
-  /** The main port's TLS policy (--tls-min-version, --tls-cipher-suites): the same on both ports. */
-  readonly minVersion?: 'TLSv1.2' | 'TLSv1.3' | undefined;
-  readonly ciphers?: string | undefined;
 }
 
 /** Decides whether a request may read /metrics. */
@@ -70,15 +61,10 @@ export function readyz(checks: readonly ReadinessCheck[], verbose: boolean): { c
   return { code: failed ? 503 : 200, body: text.join('\n') + '\n' };
 }
 
-const tlsOptions = (t: HealthTls) => ({
-  cert: t.cert, key: t.key, minVersion: t.minVersion ?? 'TLSv1.2', ...(t.ciphers !== undefined ? { ciphers: t.ciphers } : {}),
-  ...(t.clientCa ? { ca: t.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
-});
-
 export async function startHealthServer(o: {
   host: string; port: number; registry: Registry; readiness: ReadinessCheck[];
-  /** Serve HTTPS with this certificate; undefined: plain HTTP. */
-  tls?: HealthTls | undefined;
+  /** HTTPS with the main port's certificate, client CA and TLS policy; undefined: plain HTTP. */
+  tls?: PortTls | undefined;
   /** Authenticate and authorize /metrics (HTTPS only). */
   auth?: MetricsAuthorizer | undefined;
 }): Promise<HealthServer> {
@@ -131,7 +117,7 @@ export async function startHealthServer(o: {
         return text(404, 'not found');
     }
   };
-  const secure = o.tls ? createHttpsServer(tlsOptions(o.tls), handler) : undefined;
+  const secure = o.tls ? createHttpsServer(portTlsOptions(o.tls), handler) : undefined;
   const server: Server = secure ?? createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -140,7 +126,7 @@ export async function startHealthServer(o: {
   return {
     port: (server.address() as AddressInfo).port,
     scheme: o.tls ? 'https' : 'http',
-    setTls: (t) => secure?.setSecureContext(tlsOptions(t)),
+    setTls: (t) => secure?.setSecureContext(portTlsOptions(t)),
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }

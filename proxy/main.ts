@@ -144,7 +144,7 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
     stops.push(async () => r.stop());
   }
   const server = await step('--listen', () => startProxyServer({
-    host: o.listen.host, port: o.listen.port, tls: { cert, key, clientCa, ...policy }, upstreams: set, log, registry, cache, flowControl: fc,
+    host: o.listen.host, port: o.listen.port, tls: servingTls.portTls(), upstreams: set, log, registry, cache, flowControl: fc,
     clientConnections: { maxAgeSeconds: o.backends.clientConnectionMaxAgeSeconds, jitter: o.backends.maxAgeJitter },
     connectionLimits: o.connectionLimits,
     reshuffle: {
@@ -153,7 +153,7 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
     },
   }));
   stops.push(() => server.shutdown(o.shutdownGracePeriodSeconds * 1000));
-  servingTls.onChange(() => server.setSecureContext(servingTls.secureContextOptions()));
+  servingTls.onChange(() => server.setTls(servingTls.portTls()));
   servingTls.start();
   stops.push(async () => servingTls.stop());
   const readiness: ReadinessCheck[] = [() => [{ name: 'shutdown', failed: server.draining ? 'shutting down' : undefined }]];
@@ -164,7 +164,7 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
   }
   // --metrics-mode tls and tls-authn: the main port's certificate (and client CA); tls-authn: /metrics
   // authorized by the apiserver, on the proxy's own credentials.
-  const metricsTls = o.metricsMode === 'tls' || o.metricsMode === 'tls-authn' ? { cert: servingTls.current.cert, key: servingTls.current.key, clientCa: servingTls.current.ca, ...policy } : undefined;
+  const metricsTls = o.metricsMode === 'tls' || o.metricsMode === 'tls-authn' ? servingTls.portTls() : undefined;
   const metricsAuth = o.metricsMode === 'tls-authn' ? new MetricsAuth({
     post: reviewPoster(set), clientCerts: clientCa !== undefined,
     onReviewError: (why) => log.warn({ why }, 'a review for /metrics on the metrics port failed: the scrape was refused'),
@@ -172,7 +172,7 @@ export async function runProxy(o: ProxyOptions, log: Logger): Promise<RunningPro
   const health = await step('--metrics-listen', () => startHealthServer({ host: o.metricsListen.host, port: o.metricsListen.port, registry, readiness, tls: metricsTls, auth: metricsAuth }));
   stops.push(() => health.close());
   // A reloaded serving certificate or client CA serves the metrics port's new handshakes too.
-  if (metricsTls) servingTls.onChange((m) => health.setTls({ cert: m.cert, key: m.key, clientCa: m.ca, ...policy }));
+  if (metricsTls) servingTls.onChange(() => health.setTls(servingTls.portTls()));
   const url = `https://${clientHost(o.listen.host)}:${server.port}`;
   const caPem = Buffer.from(cert).toString('utf8');
   const kubeconfigOut = o.writeKubeconfig;

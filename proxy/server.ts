@@ -1,7 +1,7 @@
 // The proxy's main port: fastify on TLS, HTTP/2 and HTTP/1.1 (ALPN), every request forwarded to an
 // apiserver or answered from the cache, upgrades spliced (HTTP/1.1 only, as kube-apiserver: SPDY
 // needs it), errors answered as Kubernetes Status.
-import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import fastify from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -28,15 +28,12 @@ import { AuthorizationCache } from './authorization-cache.js';
 import { LocalAccess } from './local-access.js';
 import { reviewPoster } from './local-review.js';
 import type { FlowControl } from '../flowcontrol/flow-control.js';
+import { portTlsOptions, type PortTls } from './tls-options.js';
 
 export interface ProxyServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly tls: {
-    readonly cert: string | Buffer; readonly key: string | Buffer; readonly clientCa?: string | Buffer | undefined;
-    /** TLS 1.2 unless raised; ciphers: OpenSSL names (default: Node's). */
-    readonly minVersion?: 'TLSv1.2' | 'TLSv1.3' | undefined; readonly ciphers?: string | undefined;
-  };
+  readonly tls: PortTls;
   readonly upstreams: UpstreamSet;
   readonly log: Logger;
   readonly registry: Registry;
@@ -54,7 +51,7 @@ export interface ProxyServer {
   readonly url: string;
   readonly draining: boolean;
   /** New TLS material (rotation) for new handshakes; established connections keep theirs. */
-  setSecureContext(options: SecureContextOptions): void;
+  setTls(tls: PortTls): void;
   /** Stops accepting, ends watches cleanly, lets short requests finish within graceMs. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -252,11 +249,7 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
       // sees the request (Node 20's does not): left to serve(), which answers with a Status.
       // (Not in @types/node's HTTP/2 options, hence the spread.)
       ...{ requireHostHeader: false },
-      cert: o.tls.cert,
-      key: o.tls.key,
-      minVersion: o.tls.minVersion ?? 'TLSv1.2',
-      ...(o.tls.ciphers !== undefined ? { ciphers: o.tls.ciphers } : {}),
-      ...(o.tls.clientCa !== undefined ? { ca: o.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+      ...portTlsOptions(o.tls),
     },
     logger: false,
     // Requests arriving while shutting down get a Status 503 from serve(), not fastify's own body.
@@ -376,7 +369,7 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     get draining() {
       return ctx.inflight.draining;
     },
-    setSecureContext: (options) => server.setSecureContext(options),
+    setTls: (t) => server.setSecureContext(portTlsOptions(t)),
     shutdown(graceMs: number) {
       closing ??= (async () => {
         const closed = app.close();

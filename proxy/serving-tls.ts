@@ -12,11 +12,11 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConfigError } from './errors.js';
-import type { TlsPolicy } from './tls-options.js';
+import type { PortTls, TlsPolicy } from './tls-options.js';
 
 export interface TlsMaterial {
   readonly cert: string | Buffer;
@@ -127,14 +127,10 @@ export class ServingTls {
     return this.#current;
   }
 
-  /** What tls.Server#setSecureContext (or createServer) takes for the material in use. */
-  secureContextOptions(): SecureContextOptions {
+  /** The material in use under the policy: what a port serves with (tls-options.ts portTlsOptions). */
+  portTls(): PortTls {
     const m = this.#current;
-    return {
-      cert: m.cert, key: m.key, minVersion: this.#o.policy.minVersion,
-      ...(this.#o.policy.ciphers !== undefined ? { ciphers: this.#o.policy.ciphers } : {}),
-      ...(m.ca !== undefined ? { ca: m.ca } : {}),
-    };
+    return { cert: m.cert, key: m.key, clientCa: m.ca, ...this.#o.policy };
   }
 
   /** Calls `listener` with the new material after each successful reload; returns its removal. */

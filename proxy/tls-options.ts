@@ -12,6 +12,8 @@
 //   TLS_AES_256_GCM_SHA384 and TLS_CHACHA20_POLY1305_SHA256. A list of TLS 1.3 names only (which in
 //   Go leaves TLS 1.2 without a suite) is refused: --tls-min-version=VersionTLS13 says that plainly.
 
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
+
 export const TLS_VERSIONS = { VersionTLS12: 'TLSv1.2', VersionTLS13: 'TLSv1.3' } as const;
 export type TlsVersionName = keyof typeof TLS_VERSIONS;
 export const DEFAULT_TLS_MIN_VERSION: TlsVersionName = 'VersionTLS12';
@@ -91,4 +93,28 @@ export function tlsPolicy(minVersion: TlsVersionName, suites: readonly string[])
   const names = suites.length > 0 ? suites : DEFAULT_TLS12_CIPHER_SUITES;
   const openssl = [...new Set(names.flatMap((n) => (Object.hasOwn(TLS12_CIPHER_SUITES, n) ? [TLS12_CIPHER_SUITES[n] ?? ''] : [])))];
   return { minVersion: TLS_VERSIONS[minVersion], ciphers: openssl.length > 0 ? openssl.join(':') : undefined };
+}
+
+/** What a port serves with: its certificate, the CA for client certificates, the policy both ports share. */
+export interface PortTls {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** Client certificates are requested (not required) and verified against this CA; undefined: none asked for. */
+  readonly clientCa?: string | Buffer | undefined;
+  /** TLS 1.2 unless raised. */
+  readonly minVersion?: TlsPolicy['minVersion'] | undefined;
+  /** OpenSSL names, colon-separated; undefined: Node's default list. */
+  readonly ciphers?: string | undefined;
+}
+
+/**
+ * What tls.createServer (and a server's setSecureContext, which ignores the request for client
+ * certificates) take for a port: the main port, the metrics port, and both again on a reload.
+ */
+export function portTlsOptions(t: PortTls): SecureContextOptions & Pick<TlsOptions, 'requestCert' | 'rejectUnauthorized'> {
+  return {
+    cert: t.cert, key: t.key, minVersion: t.minVersion ?? 'TLSv1.2',
+    ...(t.ciphers !== undefined ? { ciphers: t.ciphers } : {}),
+    ...(t.clientCa !== undefined ? { ca: t.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+  };
 }

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { ServingTls, notAfterSeconds, type TlsMaterial } from '../../proxy/serving-tls.js';
 import { generateSelfSignedCert } from '../../proxy/self-signed-cert.js';
+import { portTlsOptions } from '../../proxy/tls-options.js';
 import { waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kcp-serving-tls-'));
@@ -36,7 +37,7 @@ test('polling: content changes reload, touches do not, a bad pair keeps the old 
   s.onChange((m) => seen.push(m));
   s.start();
   after(() => s.stop());
-  assert.deepEqual(s.secureContextOptions(), { cert: a.certPem, key: a.keyPem, minVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
+  assert.deepEqual(portTlsOptions(s.portTls()), { cert: a.certPem, key: a.keyPem, minVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' });
   const expiry = () => value(registry, 'kube_cache_proxy_serving_certificate_expiration_timestamp_seconds');
   assert.equal(await expiry(), notAfterSeconds(a.certPem));
 
@@ -83,7 +84,12 @@ test('client CA: garbage is refused, a new bundle is taken', async () => {
   writeFileSync(caFile, a.certPem + ca2.certPem);
   assert.equal(s.check(), true);
   assert.equal(s.current.ca?.toString(), a.certPem + ca2.certPem);
-  assert.equal(s.secureContextOptions().minVersion, 'TLSv1.3');
-  assert.equal('ciphers' in s.secureContextOptions(), false);
+  const options = portTlsOptions(s.portTls());
+  assert.equal(options.minVersion, 'TLSv1.3');
+  assert.equal('ciphers' in options, false);
+  // Client certificates asked for (not required) and verified against the new bundle.
+  assert.equal(options.ca?.toString(), a.certPem + ca2.certPem);
+  assert.equal(options.requestCert, true);
+  assert.equal(options.rejectUnauthorized, false);
   assert.equal(await value(registry, 'kube_cache_proxy_tls_reloads_total', { material: 'client_ca', result: 'success' }), 1);
 });
