@@ -233,8 +233,10 @@ export async function startProxyServer(o: ProxyServerOptions): Promise<ProxyServ
     // HTTP/2 for clients that offer it (client-go, kubectl: all of a client's requests and watches
     // on one connection), HTTP/1.1 for the others and for upgrades, as kube-apiserver offers both.
     http2: true,
-    // An idle HTTP/2 connection is closed (GOAWAY) after as long as an idle HTTP/1.1 one.
-    http2SessionTimeout: limits.idleTimeoutMs,
+    // fastify's session timeout (default 72 s) sends GOAWAY after that long without a frame, also to
+    // a connection whose only stream is a quiet watch: off. The guard closes a session idle as Go's
+    // HTTP/2 server does: after the idle timeout (65 s) with no stream open (connection-guard.ts).
+    http2SessionTimeout: 0,
     https: {
       allowHTTP1: true,
       Http2ServerRequest: Http2ClientRequest,

@@ -239,11 +239,15 @@ describe('timeouts', () => {
     await Promise.all(Array.from({ length: 60 }, (_, i) => call(cluster, direct(), `/api/v1/namespaces/${NS}/configmaps/stall-${i}`, { method: 'DELETE' })));
   });
 
-  test('a watch (no body) outlives every timeout, over HTTP/1.1 and HTTP/2', async () => {
+  test('a watch (no body) outlives every timeout, over HTTP/1.1 and HTTP/2; a connection with a quiet watch is not idle', async () => {
     const s = await tls(p.url, 'http/1.1');
     const closed = closedAfter(s, Date.now());
     s.write(`GET /api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=60 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`);
     const h = await h2Session(p.url);
+    // As in kube-apiserver (Go's HTTP/2 server), only a connection without open streams is idle: one
+    // whose watch is quiet for longer than the idle timeout is not sent GOAWAY.
+    let goaway = false;
+    h.on('goaway', () => { goaway = true; });
     const w = h.request({ ':path': `/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=60`, authorization: `Bearer ${token}` });
     w.on('error', () => undefined);
     let h2Closed = false;
@@ -257,9 +261,26 @@ describe('timeouts', () => {
     assert.equal(s.destroyed, false, 'the HTTP/1.1 watch was cut');
     assert.equal(h2Closed, false, 'the HTTP/2 watch was cut');
     assert.match(got, /after-timeouts/);
+    assert.equal(goaway, false, 'the HTTP/2 connection of a quiet watch was sent GOAWAY');
+    const [status, text] = await new Promise<[number, string]>((resolve) => {
+      const r = h.request({ ':path': `/api/v1/namespaces/${NS}/configmaps/after-timeouts`, authorization: `Bearer ${token}` });
+      let st = 0;
+      let b = '';
+      r.on('response', (hd) => { st = Number(hd[':status']); });
+      r.on('data', (d: Buffer) => { b += d.toString('utf8'); });
+      r.on('error', (e) => resolve([0, String(e)]));
+      r.on('close', () => resolve([st, b]));
+    });
+    assert.equal(status, 200, `a request on the watch's connection: ${text.slice(0, 300)}`);
     s.destroy();
     await closed;
-    h.destroy();
+    // Its last stream closed, the connection is idle: GOAWAY and closed after the idle timeout.
+    const t0 = Date.now();
+    const sessionClosed = new Promise<number>((resolve) => h.once('close', () => resolve(Date.now() - t0)));
+    w.close();
+    const idleMs = await sessionClosed;
+    assert.equal(goaway, true, 'the idle connection was not sent GOAWAY');
+    assert.ok(idleMs >= 2_500 && idleMs < 6_000, `idle h2 session closed ${idleMs} ms after its last stream`);
   });
 });
 
