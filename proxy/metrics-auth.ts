@@ -80,8 +80,10 @@ export class MetricsAuth {
 
   async #check(req: IncomingMessage, verb: string, path: string): Promise<MetricsVerdict> {
     const f = resolveForwarding(req, this.#clientCerts);
-    if (f.kind === 'reject') return { code: 401, body: UNAUTHORIZED, why: 'certificate' };
-    const cred = localCredential(req, f);
+    // A certificate that does not verify (and no token): 401. A verified one refused for its
+    // Impersonate-* headers: the refusal below, as for a token client.
+    if (f.kind === 'reject' && f.code === 401) return { code: 401, body: UNAUTHORIZED, why: 'certificate' };
+    const cred = f.kind === 'reject' ? 'impersonation' : localCredential(req, f);
     // Impersonate-* headers: the metrics port does not impersonate (no scraper needs it).
     if (cred === 'impersonation') return { code: 403, body: status(403, 'Forbidden', 'forbidden: impersonation is not supported on the metrics port', {}), why: cred };
     if (typeof cred === 'string') return { code: 401, body: UNAUTHORIZED, why: cred };

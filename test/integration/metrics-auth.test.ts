@@ -83,6 +83,12 @@ test('tls-authn: /metrics for an authenticated user without the permission is 40
   assert.equal(imp.status, 403, imp.text());
   // (admin itself may read /metrics: the 403 is the refusal of impersonation, not nobody's.)
   assert.match(imp.text(), /impersonation is not supported on the metrics port/);
+  // The same refusal for a certificate client, whether its Impersonate-* headers are well formed or not.
+  for (const headers of [{ 'impersonate-user': 'admin' }, { 'impersonate-group': 'system:masters' }] as Array<Record<string, string>>) {
+    const certImp = await call(cluster, proxy.metricsUrl, '/metrics', { user: 'node1', headers });
+    assert.equal(certImp.status, 403, `${JSON.stringify(headers)}: ${certImp.text()}`);
+    assert.match(certImp.text(), /impersonation is not supported on the metrics port/);
+  }
 });
 
 test('tls-authn: granted get on /metrics, 200 with Prometheus text; revoked, 403 within the allowed TTL', { timeout: 60_000 }, async () => {
