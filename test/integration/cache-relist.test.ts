@@ -10,10 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:net';
 import { TestCluster } from '../cluster/cluster.js';
-import { isAlive } from '../cluster/processes.js';
 import { startTestProxy, type TestProxy } from '../helpers/env.js';
+import { terminateApiserver } from '../helpers/terminate-apiserver.js';
 import { call, type Reply } from '../helpers/http.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 import { topLevelMember } from '../../cache/json-scan.js';
@@ -40,35 +39,6 @@ async function ready(proxy: TestProxy, timeoutMs: number): Promise<void> {
     await sleep(100);
   }
   throw new Error(`proxy not ready in ${timeoutMs} ms`);
-}
-
-/**
- * SIGTERM: the apiserver stops listening at once and drains its short requests, then waits up to
- * 60 s for open watches (the proxy's) before giving up and exiting. That last wait is cut short:
- * a few seconds after it stopped listening, SIGKILL does what the timeout would do.
- */
-async function terminate(cluster: TestCluster, i: number): Promise<void> {
-  const a = cluster.info.apiservers[i];
-  if (!a?.pid) return;
-  try {
-    process.kill(a.pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && await listening(a.host, a.port)) await sleep(50);
-  // Still up a moment with its listener closed: open watches keep flowing, new connections fail.
-  const exited = Date.now() + 2_000;
-  while (Date.now() < exited && isAlive(a.pid)) await sleep(50);
-  await cluster.stopApiserver(i, 'SIGKILL');
-}
-
-function listening(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /** A consistent LIST through the proxy, when the cache answered it (else undefined). */
@@ -159,7 +129,7 @@ test('the cache through apiserver restarts, a full outage and compaction: never 
     // Writers keep writing to an apiserver until it is gone: writes caught by its shutdown fail or
     // have an unknown outcome, and the ledger stops judging those objects.
     const stop = async (i: number) => {
-      await terminate(cluster, i);
+      await terminateApiserver(cluster, i);
       up.delete(urls[i] ?? '');
     };
     const start = async (i: number) => {

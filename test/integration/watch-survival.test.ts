@@ -16,11 +16,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:net';
 import { Agent, request } from 'undici';
 import { TestCluster } from '../cluster/cluster.js';
-import { isAlive } from '../cluster/processes.js';
 import { startTestProxy, type TestProxy } from '../helpers/env.js';
+import { terminateApiserver } from '../helpers/terminate-apiserver.js';
 import { call, closeAgents } from '../helpers/http.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 import { LineSplitter } from '../../cache/line-splitter.js';
@@ -45,30 +44,6 @@ function metaOf(o: unknown): { key: string; rv: string } {
   const rv = m?.['resourceVersion'];
   if (typeof rv !== 'string' || !/^[0-9]+$/.test(rv)) throw new Error(`no resourceVersion in ${JSON.stringify(o).slice(0, 200)}`);
   return { key: `${ns}/${String(m?.['name'])}`, rv };
-}
-
-/** SIGTERM, wait for the listener to close (and a moment for the exit), then SIGKILL: see cache-relist.test.ts. */
-async function terminate(cluster: TestCluster, i: number): Promise<void> {
-  const a = cluster.info.apiservers[i];
-  if (!a?.pid) return;
-  try {
-    process.kill(a.pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && await listening(a.host, a.port)) await sleep(50);
-  const exited = Date.now() + 2_000;
-  while (Date.now() < exited && isAlive(a.pid)) await sleep(50);
-  await cluster.stopApiserver(i, 'SIGKILL');
-}
-
-function listening(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /** One client watch: its LIST, then the events applied, and everything that would break a client. */
@@ -382,7 +357,7 @@ test('200 client watches from the cache survive restarts, an outage and a compac
       };
       const stop = async (i: number) => {
         up.delete(urls[i] ?? '');
-        await terminate(cluster, i);
+        await terminateApiserver(cluster, i);
       };
       const start = async (i: number) => {
         await cluster.startApiserver(i);
