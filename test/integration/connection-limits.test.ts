@@ -11,7 +11,7 @@ import { Socket, connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { proxyReady, sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents, type Reply } from '../helpers/http.js';
-import { scrape, total } from '../helpers/cache-workload.js';
+import { growthBy, scrape, total, type Sample } from '../helpers/cache-workload.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../../proxy/connection-limits.js';
 
@@ -118,7 +118,13 @@ describe('timeouts', () => {
   before(async () => { p = await startTestProxy(cluster, { connectionLimits: SHORT }); });
   after(async () => { await p.stop(); });
 
+  /** The cuts counted since `before`, by reason: exactly `want` (the metric of each cut, none twice). */
+  async function assertCuts(before: readonly Sample[], want: Record<string, number>): Promise<void> {
+    assert.deepEqual(growthBy(before, await scrape(p.metricsUrl), 'kube_cache_proxy_client_connection_cuts_total', 'reason'), want);
+  }
+
   test('HTTP/1.1 headers one byte at a time: cut at the header timeout with a 408 Status', async () => {
+    const cuts = await scrape(p.metricsUrl);
     const s = await tls(p.url, 'http/1.1');
     const t0 = Date.now();
     const closed = closedAfter(s, t0);
@@ -130,9 +136,11 @@ describe('timeouts', () => {
     assert.equal(r.code, 408);
     assert.equal(r.body['kind'], 'Status');
     assert.equal(r.body['reason'], 'Timeout');
+    await assertCuts(cuts, { request_header_timeout: 1 });
   });
 
   test('HTTP/1.1 connection that never sends a request, and a TCP connection that never starts TLS: cut', async () => {
+    const cuts = await scrape(p.metricsUrl);
     const idle = await tls(p.url, 'http/1.1');
     const t0 = Date.now();
     const raw = new Socket();
@@ -142,9 +150,11 @@ describe('timeouts', () => {
     assert.ok(a.ms >= 1_500 && a.ms < 5_000, `idle TLS connection cut after ${a.ms} ms`);
     const b = await rawClosed;
     assert.ok(b.ms >= 1_500 && b.ms < 5_000, `TLS handshake never started: cut after ${b.ms} ms`);
+    await assertCuts(cuts, { request_header_timeout: 1, tls_handshake_timeout: 1 });
   });
 
   test('HTTP/1.1 body one byte at a time: 408 Status at the body timeout, connection closed', async () => {
+    const cuts = await scrape(p.metricsUrl);
     const s = await tls(p.url, 'http/1.1');
     const t0 = Date.now();
     const closed = closedAfter(s, t0);
@@ -159,9 +169,11 @@ describe('timeouts', () => {
     assert.equal(r.body['kind'], 'Status');
     assert.equal(r.body['reason'], 'Timeout');
     ok(await call(cluster, direct(), `/api/v1/namespaces/${NS}/configmaps/slow-body`), 404, 'the half-sent object was not created');
+    await assertCuts(cuts, { request_body_timeout: 1 });
   });
 
   test('HTTP/2 session that never sends a request, and one trickling a HEADERS frame: cut', async () => {
+    const cuts = await scrape(p.metricsUrl);
     const t0 = Date.now();
     const idle = await h2Session(p.url);
     const idleClosed = new Promise<number>((resolve) => idle.once('close', () => resolve(Date.now() - t0)));
@@ -176,9 +188,11 @@ describe('timeouts', () => {
     assert.ok(idleMs >= 1_500 && idleMs < 5_000, `idle h2 session closed after ${idleMs} ms`);
     const { ms } = await closed;
     assert.ok(ms >= 1_500 && ms < 5_000, `h2 slowloris cut after ${ms} ms`);
+    await assertCuts(cuts, { request_header_timeout: 2 });
   });
 
   test('HTTP/2 body one byte at a time: 408 Status, stream closed; the session keeps serving', async () => {
+    const cuts = await scrape(p.metricsUrl);
     const s = await h2Session(p.url);
     try {
       const body = JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'slow-body-h2' }, data: { a: 'x'.repeat(500) } });
@@ -211,6 +225,7 @@ describe('timeouts', () => {
       const code = await new Promise<number>((resolve) => again.on('response', (h) => resolve(Number(h[':status']))));
       again.close(h2.NGHTTP2_NO_ERROR);
       assert.equal(code, 200);
+      await assertCuts(cuts, { request_body_timeout: 1 });
     } finally {
       s.destroy();
     }
@@ -218,18 +233,21 @@ describe('timeouts', () => {
 
   test('a client that stops reading a large LIST is cut at the write-stall timeout', async () => {
     const big = 'b'.repeat(100_000);
-    await Promise.all(Array.from({ length: 60 }, (_, i) => call(cluster, direct(), `/api/v1/namespaces/${NS}/configmaps`, { method: 'POST', body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `stall-${i}` }, data: { big } }) })));
-    // 6 MB from the cache: more than the socket buffers take.
+    for (const r of await Promise.all(Array.from({ length: 60 }, (_, i) => call(cluster, direct(), `/api/v1/namespaces/${NS}/configmaps`, { method: 'POST', body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `stall-${i}` }, data: { big } }) })))) ok(r, 201, 'create');
+    // 6 MB: more than the socket buffers take. A consistent read, so that all of it is sent (from the
+    // cache once it has every object, else forwarded): with resourceVersion=0 a cache still receiving
+    // the objects could answer a part small enough to be written out whole, and so never stall.
     const cuts = async () => total(await scrape(p.metricsUrl), 'kube_cache_proxy_client_connection_cuts_total', (l) => l['reason'] === 'write_stall');
     const before = await cuts();
     const s = await tls(p.url, 'http/1.1');
     const t0 = Date.now();
     const closed = closedAfter(s, t0);
-    s.write(`GET /api/v1/namespaces/${NS}/configmaps?resourceVersion=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`);
-    await new Promise<void>((resolve) => s.once('data', () => resolve()));
+    s.write(`GET /api/v1/namespaces/${NS}/configmaps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+    let head = '';
+    await new Promise<void>((resolve) => s.once('data', (d: Buffer) => { head = d.toString('latin1', 0, Math.min(d.length, 1000)); resolve(); }));
     s.pause();
     while ((await cuts()) === before) {
-      assert.ok(Date.now() - t0 < 10_000, 'the stalled response was not cut');
+      assert.ok(Date.now() - t0 < 10_000, `the stalled response was not cut (${s.bytesRead} bytes read, ${/content-length: \d+|transfer-encoding: \w+/i.exec(head)?.[0] ?? 'no length'})`);
       await sleep(200);
     }
     const ms = Date.now() - t0;
@@ -240,6 +258,7 @@ describe('timeouts', () => {
   });
 
   test('a watch (no body) outlives every timeout, over HTTP/1.1 and HTTP/2; a connection with a quiet watch is not idle', async () => {
+    const cuts = await scrape(p.metricsUrl);
     const s = await tls(p.url, 'http/1.1');
     const closed = closedAfter(s, Date.now());
     s.write(`GET /api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=60 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`);
@@ -281,6 +300,7 @@ describe('timeouts', () => {
     const idleMs = await sessionClosed;
     assert.equal(goaway, true, 'the idle connection was not sent GOAWAY');
     assert.ok(idleMs >= 2_500 && idleMs < 6_000, `idle h2 session closed ${idleMs} ms after its last stream`);
+    await assertCuts(cuts, { idle_timeout: 1 });
   });
 });
 
