@@ -13,6 +13,7 @@ import { TestCluster } from '../cluster/cluster.js';
 import { proxyReady, startTestProxy, type TestProxy } from '../helpers/env.js';
 import { call, closeAgents } from '../helpers/http.js';
 import { growthBy, scrape, total } from '../helpers/cache-workload.js';
+import { until } from '../helpers/wait.js';
 import { cacheConfigFrom } from '../../proxy/cache-options.js';
 import { DEFAULT_BACKEND_OPTIONS, type BackendOptions } from '../../proxy/options.js';
 import { LineSplitter } from '../../cache/line-splitter.js';
@@ -63,14 +64,10 @@ async function proxyWith(backends: Partial<BackendOptions>, upstreams = [0, 1, 2
   return p;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Polls `check` every 100 ms until it holds (60 s by default). */
+const waitFor = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> => {
+  await until(what, check, timeoutMs);
+};
 
 /** The test's reads every apiserver has served, by apiserver index, from their own /metrics. */
 async function servedByApiservers(): Promise<number[]> {

@@ -175,10 +175,6 @@ async function listAll(base: string, path: string, o: CallOptions): Promise<{ st
   return { status: 200, items, first };
 }
 
-/**
- * An allowed list: the proxy's items equal the apiserver's (retried when other test files changed
- * the collection in between) and the read came from the cache.
- */
 /** Allowed lists checked, and the attempts forwarded for freshness and so tried again (asserted below). */
 let allowedChecks = 0;
 let freshnessRetries = 0;
@@ -187,6 +183,11 @@ let slowestCatchUpMs = 0;
 /** A store behind the apiserver reaches it within this (a bookmark ~1 s after a progress watch opens). */
 const CATCH_UP_MS = 10_000;
 
+/**
+ * An allowed list: the proxy's items equal the apiserver's (retried when other test files changed
+ * the collection in between) and the read came from the cache (tried again, once the store has
+ * caught up, when it was forwarded for freshness).
+ */
 async function assertAllowedFromCache(p: TestProxy, path: string, o: CallOptions, what: string): Promise<number> {
   let last = '';
   let equal = false;

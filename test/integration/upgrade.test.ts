@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { WebSocket } from 'ws';
 import { sharedCluster, startTestProxy, type TestProxy } from '../helpers/env.js';
+import { until } from '../helpers/wait.js';
 import { refusalResponse, startEchoUpstream, type EchoUpstream, type RecordedRequest } from '../helpers/echo-upstream.js';
 
 const execFileP = promisify(execFile);
@@ -51,13 +52,10 @@ async function metric(p: TestProxy, name: string, labels: Record<string, string>
   return sample(await metricsText(p), name, labels);
 }
 
-async function eventually(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+/** Polls `check` every 10 ms until it holds (10 s by default). */
+const eventually = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> => {
+  await until(what, check, timeoutMs, 10);
+};
 
 const gauge = (p: TestProxy) => metric(p, 'kube_cache_proxy_upgraded_connections');
 const upgradesTotal = (p: TestProxy, labels: Record<string, string> = {}) => metric(p, 'kube_cache_proxy_upgrades_total', labels);
